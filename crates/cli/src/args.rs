@@ -1,0 +1,187 @@
+//! The command-line definition: global options and the subcommand tree.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Safe, verified day-2 maintenance of Kubernetes / OpenShift 3.x platforms.
+#[derive(Debug, Parser)]
+#[command(name = "caasctl", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Output format of results on stdout.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, global = true, env = "CAASCTL_OUTPUT")]
+    pub output: OutputFormat,
+
+    /// Language of messages: zh-CN or en; defaults from LC_ALL, LC_MESSAGES or LANG.
+    #[arg(long, global = true, value_parser = ["zh-CN", "en"], env = "CAASCTL_LANG")]
+    pub lang: Option<String>,
+
+    /// More log output on stderr (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// No progress bars or progress lines.
+    #[arg(long, global = true, env = "CAASCTL_NO_PROGRESS")]
+    pub no_progress: bool,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Tables and sentences for people.
+    Text,
+    /// JSON for programs.
+    Json,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// etcd health, members, backups.
+    #[command(subcommand)]
+    Etcd(EtcdCommand),
+
+    /// Check the runbook's preconditions: endpoints, certificates, cluster health, API server.
+    Doctor(DoctorArgs),
+}
+
+/// etcd commands.
+#[derive(Debug, Subcommand)]
+pub enum EtcdCommand {
+    /// Health of every endpoint: reachability, latency, version, db size, leader, raft state, alarms.
+    Health(EndpointArgs),
+
+    /// List the cluster's members.
+    Members(EndpointArgs),
+
+    /// Stream a verified v3 snapshot into the backup repository.
+    Backup(BackupArgs),
+
+    /// List and verify backups in the repository.
+    #[command(subcommand)]
+    Backups(BackupsCommand),
+}
+
+/// Where the etcd cluster is and how to authenticate, named as etcdctl names them.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Endpoints")]
+pub struct EndpointArgs {
+    /// Comma-separated client URLs, such as https://10.0.0.1:2379,https://10.0.0.2:2379.
+    #[arg(long, env = "ETCDCTL_ENDPOINTS", conflicts_with_all = ["etcd_conf", "static_pod_manifest"])]
+    pub endpoints: Option<String>,
+
+    /// CA bundle that verifies the servers.
+    #[arg(long, env = "ETCDCTL_CACERT")]
+    pub cacert: Option<PathBuf>,
+
+    /// Client certificate.
+    #[arg(long, env = "ETCDCTL_CERT")]
+    pub cert: Option<PathBuf>,
+
+    /// Client private key.
+    #[arg(long, env = "ETCDCTL_KEY")]
+    pub key: Option<PathBuf>,
+
+    /// Read endpoints and TLS files from this etcd.conf (ETCD_ADVERTISE_CLIENT_URLS and others).
+    #[arg(long, value_name = "FILE", conflicts_with = "static_pod_manifest")]
+    pub etcd_conf: Option<PathBuf>,
+
+    /// Read endpoints and TLS files from the etcd container of this static pod manifest.
+    #[arg(long, value_name = "FILE")]
+    pub static_pod_manifest: Option<PathBuf>,
+
+    /// Seconds allowed to connect to one endpoint.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub dial_timeout: u64,
+
+    /// Seconds allowed for one request.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub command_timeout: u64,
+}
+
+/// `etcd backup` options.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+
+    /// Backup repository directory.
+    #[arg(long, value_name = "DIR", default_value = "./caasctl-backups", env = "CAASCTL_REPO")]
+    pub repo: PathBuf,
+
+    /// Configuration directory to archive with the snapshot (default /etc/etcd when readable).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Vec<PathBuf>,
+
+    /// Do not archive any configuration directory.
+    #[arg(long, conflicts_with = "config_dir")]
+    pub no_config: bool,
+
+    /// Limit the snapshot transfer to this many MiB per second.
+    #[arg(long, value_name = "MIB_PER_SECOND")]
+    pub rate_limit: Option<f64>,
+}
+
+/// `etcd backups` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BackupsCommand {
+    /// List backups, complete and incomplete.
+    List(RepoArgs),
+
+    /// Re-read backups and check every hash; all backups when no ID is given.
+    Verify(VerifyArgs),
+}
+
+/// The repository.
+#[derive(Debug, Args)]
+pub struct RepoArgs {
+    /// Backup repository directory.
+    #[arg(long, value_name = "DIR", default_value = "./caasctl-backups", env = "CAASCTL_REPO")]
+    pub repo: PathBuf,
+}
+
+/// `etcd backups verify` options.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Backup ID, or `latest`.
+    pub id: Option<String>,
+}
+
+/// `doctor` options.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+
+    /// Kubeconfig for the API server check (default $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}

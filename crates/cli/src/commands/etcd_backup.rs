@@ -1,0 +1,85 @@
+//! `caasctl etcd backup`: a verified snapshot plus the configuration directory in the repository.
+
+use std::path::{Path, PathBuf};
+
+use caasctl_etcd::backup::{run_backup, BackupError, BackupRequest, ConfigSource};
+use caasctl_etcd::snapshot::StreamOptions;
+
+use crate::args::BackupArgs;
+use crate::context::Context;
+use crate::output::{human_bytes, print_json, print_text};
+use crate::Exit;
+
+use super::{endpoints, etcd_health};
+
+const DEFAULT_CONFIG_DIR: &str = "/etc/etcd";
+
+/// Runs the command.
+pub async fn run(args: &BackupArgs, context: &Context) -> anyhow::Result<Exit> {
+    let access = endpoints::resolve(&args.endpoints)?;
+    let request = BackupRequest {
+        access,
+        repo: args.repo.clone(),
+        config: config_sources(args),
+        timeouts: endpoints::timeouts(&args.endpoints),
+        stream: StreamOptions { rate_limit: args.rate_limit.map(|mib| (mib * 1024.0 * 1024.0) as u64) },
+    };
+    let progress = crate::progress::reporter(context);
+    let outcome = match run_backup(&request, progress.as_ref()).await {
+        Ok(outcome) => outcome,
+        Err(BackupError::NoHealthyMember { health }) => {
+            if !context.json() {
+                print_text(&etcd_health::render(&health, context));
+            }
+            return Err(BackupError::NoHealthyMember { health }.into());
+        }
+        Err(error) => return Err(error.into()),
+    };
+
+    if context.json() {
+        print_json(&outcome.manifest);
+        return Ok(Exit::Success);
+    }
+    let m = &outcome.manifest;
+    for attempt in &outcome.failed_attempts {
+        print_text(&format!("{}\n", context.tr("backup.retried", &[("endpoint", &attempt.endpoint), ("error", &attempt.error)])));
+    }
+    let lines = [
+        context.tr("backup.done", &[("id", &m.id), ("path", &outcome.path.display())]),
+        context.tr("backup.source", &[("endpoint", &m.source_member.endpoint), ("name", &m.source_member.name), ("version", &m.etcd_version)]),
+        context.tr("backup.size", &[("size", &human_bytes(m.snapshot.size)), ("revision", &m.revision), ("keys", &m.key_count)]),
+        context.tr("backup.sha256", &[("sha256", &m.snapshot.sha256)]),
+        context.tr("backup.config", &[("count", &m.config_archives.len())]),
+    ];
+    print_text(&(lines.join("\n") + "\n"));
+    Ok(Exit::Success)
+}
+
+/// Picks the configuration directories: those given, or `/etc/etcd` when it is readable.
+fn config_sources(args: &BackupArgs) -> Vec<ConfigSource> {
+    if args.no_config {
+        return Vec::new();
+    }
+    let member = local_hostname();
+    let dirs: Vec<PathBuf> = if args.config_dir.is_empty() {
+        let default = Path::new(DEFAULT_CONFIG_DIR);
+        if std::fs::read_dir(default).is_ok() { vec![default.to_owned()] } else { Vec::new() }
+    } else {
+        args.config_dir.clone()
+    };
+    dirs.into_iter()
+        .enumerate()
+        .map(|(index, dir)| ConfigSource { member: if index == 0 { member.clone() } else { format!("{member}-{index}") }, dir })
+        .collect()
+}
+
+fn local_hostname() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length and gethostname writes at most that much.
+    let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if rc != 0 {
+        return "localhost".to_owned();
+    }
+    let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+    String::from_utf8_lossy(&buffer[..end]).into_owned()
+}

@@ -1,0 +1,25 @@
+//! Dispatch of subcommands, one module per command.
+
+mod doctor;
+mod endpoints;
+mod etcd_backup;
+mod etcd_backups;
+mod etcd_health;
+mod etcd_members;
+mod kube_health;
+
+use crate::args::{BackupsCommand, Command, EtcdCommand};
+use crate::context::Context;
+use crate::Exit;
+
+/// Runs a parsed command.
+pub async fn run(command: Command, context: &Context) -> anyhow::Result<Exit> {
+    match command {
+        Command::Etcd(EtcdCommand::Health(args)) => etcd_health::run(&args, context).await,
+        Command::Etcd(EtcdCommand::Members(args)) => etcd_members::run(&args, context).await,
+        Command::Etcd(EtcdCommand::Backup(args)) => etcd_backup::run(&args, context).await,
+        Command::Etcd(EtcdCommand::Backups(BackupsCommand::List(args))) => etcd_backups::list(&args, context),
+        Command::Etcd(EtcdCommand::Backups(BackupsCommand::Verify(args))) => etcd_backups::verify(&args, context),
+        Command::Doctor(args) => doctor::run(&args, context).await,
+    }
+}

@@ -1,0 +1,114 @@
+//! Errors at the binary's edge: the CLI's own error kinds, and printing any error chain once, in
+//! the user's language, with a hint for what to do next.
+
+use caasctl_core::{Lang, Localize, Message};
+use caasctl_etcd::backup::BackupError;
+use caasctl_etcd::repo::RepoError;
+use caasctl_etcd::tls::TlsError;
+use caasctl_etcd::EtcdError;
+
+use crate::context::Context;
+use crate::Exit;
+
+/// Errors the CLI itself raises.
+#[derive(Debug)]
+pub enum CliError {
+    /// No endpoint source was given and none could be found.
+    NoEndpointSource,
+    /// One or more backups failed verification.
+    VerifyFailed {
+        /// IDs of the failed backups.
+        ids: Vec<String>,
+    },
+    /// The repository holds no complete backup.
+    NoBackups {
+        /// Repository path.
+        repo: String,
+    },
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message().render(Lang::En))
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl Localize for CliError {
+    fn message(&self) -> Message {
+        match self {
+            CliError::NoEndpointSource => Message::new("cli.error.no_endpoint_source"),
+            CliError::VerifyFailed { ids } => Message::new("cli.error.verify_failed").arg("ids", ids.join(", ")),
+            CliError::NoBackups { repo } => Message::new("cli.error.no_backups").arg("repo", repo),
+        }
+    }
+
+    fn hint(&self) -> Option<Message> {
+        match self {
+            CliError::NoEndpointSource => Some(Message::new("etcd.hint.endpoints")),
+            CliError::VerifyFailed { .. } => Some(Message::new("cli.hint.verify_failed")),
+            CliError::NoBackups { .. } => Some(Message::new("cli.hint.no_backups")),
+        }
+    }
+}
+
+fn localized(error: &(dyn std::error::Error + 'static)) -> Option<(Message, Option<Message>)> {
+    macro_rules! try_type {
+        ($($ty:ty),*) => {
+            $(if let Some(inner) = error.downcast_ref::<$ty>() {
+                return Some((inner.message(), inner.hint()));
+            })*
+        };
+    }
+    try_type!(CliError, BackupError, EtcdError, TlsError, RepoError);
+    None
+}
+
+/// Prints the error on stderr after the program name: the first error of the chain that has a
+/// catalogue message is shown in the user's language, with the chain's other causes after it.
+pub fn print(error: &anyhow::Error, context: &Context) {
+    let prefix = context.tr("cli.error.prefix", &[]);
+    let mut shown: Option<(Message, Option<Message>)> = None;
+    let mut lines = Vec::new();
+    for cause in error.chain() {
+        if shown.is_none() {
+            if let Some(found) = localized(cause) {
+                shown = Some(found);
+                continue;
+            }
+        }
+        let text = cause.to_string();
+        if !lines.contains(&text) {
+            lines.push(text);
+        }
+    }
+    match shown {
+        Some((message, hint)) => {
+            eprintln!("caasctl: {prefix}{}", message.render(context.lang));
+            let english = message.render(Lang::En);
+            for line in &lines {
+                if !english.contains(line.as_str()) {
+                    eprintln!("  {line}");
+                }
+            }
+            if let Some(hint) = hint {
+                eprintln!("  {}{}", context.tr("cli.hint.prefix", &[]), hint.render(context.lang));
+            }
+        }
+        None => eprintln!("caasctl: {prefix}{}", lines.join(": ")),
+    }
+}
+
+/// Picks the exit code for an error.
+pub fn exit_code(error: &anyhow::Error) -> Exit {
+    for cause in error.chain() {
+        if let Some(CliError::NoEndpointSource) = cause.downcast_ref::<CliError>() {
+            return Exit::Usage;
+        }
+        if let Some(EtcdError::InvalidEndpoint { .. } | EtcdError::NoEndpoints) = cause.downcast_ref::<EtcdError>() {
+            return Exit::Usage;
+        }
+    }
+    Exit::Failure
+}

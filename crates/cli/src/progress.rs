@@ -1,0 +1,92 @@
+//! Progress in the binary: a bar on a terminal, a log line every few seconds elsewhere, and
+//! nothing with `--no-progress` or `-q`.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use caasctl_core::Progress;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::context::Context;
+
+/// Creates the progress reporter suited to the context.
+pub fn reporter(context: &Context) -> Box<dyn Progress> {
+    if !context.progress {
+        Box::new(caasctl_core::NoProgress)
+    } else if context.stderr_tty && !context.json() {
+        Box::new(BarProgress { bar: Mutex::new(None) })
+    } else {
+        Box::new(LogProgress { state: Mutex::new(LogState::default()) })
+    }
+}
+
+struct BarProgress {
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Progress for BarProgress {
+    fn start(&self, label: &str, total: Option<u64>) {
+        let bar = match total {
+            Some(total) => ProgressBar::new(total),
+            None => ProgressBar::new_spinner(),
+        };
+        let style = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(label.to_owned());
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(old) = slot.replace(bar) {
+                old.finish_and_clear();
+            }
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Ok(slot) = self.bar.lock() {
+            if let Some(bar) = slot.as_ref() {
+                bar.inc(bytes);
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(bar) = slot.take() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct LogState {
+    label: String,
+    total: Option<u64>,
+    done: u64,
+    last: Option<Instant>,
+}
+
+struct LogProgress {
+    state: Mutex<LogState>,
+}
+
+impl Progress for LogProgress {
+    fn start(&self, label: &str, total: Option<u64>) {
+        if let Ok(mut state) = self.state.lock() {
+            *state = LogState { label: label.to_owned(), total, done: 0, last: Some(Instant::now()) };
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Ok(mut state) = self.state.lock() {
+            state.done += bytes;
+            if state.last.map(|t| t.elapsed() >= Duration::from_secs(5)).unwrap_or(true) {
+                state.last = Some(Instant::now());
+                tracing::info!(target: "caasctl::progress", label = %state.label, done = state.done, total = state.total, "progress");
+            }
+        }
+    }
+
+    fn finish(&self) {}
+}

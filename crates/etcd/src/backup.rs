@@ -1,0 +1,256 @@
+//! `etcd backup`: health first, then a snapshot streamed from a healthy member (followers before
+//! the leader, the next member when a stream breaks), the configuration directories archived, and
+//! the manifest written last, so that the backup appears in the repository only when whole.
+
+use std::path::{Path, PathBuf};
+
+use caasctl_core::{timefmt, Localize, Message, Progress};
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::client::{MemberClient, Timeouts};
+use crate::config_archive::write_archive;
+use crate::endpoints::ClusterAccess;
+use crate::error::EtcdError;
+use crate::health::{check_all, members, EndpointHealth};
+use crate::repo::{part_path, ConfigArchive, LocalRepo, Manifest, RepoError, SnapshotFile, SourceMember, SNAPSHOT};
+use crate::snapshot::{stream_to_file, StreamOptions};
+use crate::tls::TlsMaterial;
+
+/// A configuration directory to archive with the snapshot.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// Member or host the directory belongs to; names the archive file.
+    pub member: String,
+    /// Directory, such as `/etc/etcd`.
+    pub dir: PathBuf,
+}
+
+/// What to back up and where.
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    /// Cluster endpoints and TLS files.
+    pub access: ClusterAccess,
+    /// Repository directory.
+    pub repo: PathBuf,
+    /// Configuration directories to archive.
+    pub config: Vec<ConfigSource>,
+    /// Timeouts for requests.
+    pub timeouts: Timeouts,
+    /// Snapshot stream options.
+    pub stream: StreamOptions,
+}
+
+/// A member that was tried and failed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FailedAttempt {
+    /// Endpoint tried.
+    pub endpoint: String,
+    /// Why it failed.
+    pub error: String,
+}
+
+/// The result of a successful backup.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupOutcome {
+    /// The manifest written.
+    pub manifest: Manifest,
+    /// Backup directory.
+    pub path: PathBuf,
+    /// Health of every endpoint before the snapshot.
+    pub health: Vec<EndpointHealth>,
+    /// Members tried before the one that succeeded.
+    pub failed_attempts: Vec<FailedAttempt>,
+}
+
+/// A failed backup.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Talking to etcd failed.
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    /// Writing the repository failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// A configuration directory could not be archived.
+    #[error("failed to archive {}", dir.display())]
+    Config {
+        /// The directory.
+        dir: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No endpoint was healthy.
+    #[error("no healthy etcd member to take a snapshot from")]
+    NoHealthyMember {
+        /// Health of every endpoint.
+        health: Vec<EndpointHealth>,
+    },
+}
+
+impl Localize for BackupError {
+    fn message(&self) -> Message {
+        match self {
+            BackupError::Etcd(inner) => inner.message(),
+            BackupError::Repo(inner) => inner.message(),
+            BackupError::Config { dir, source } => Message::new("backup.error.config").arg("dir", dir.display()).arg("reason", source),
+            BackupError::NoHealthyMember { .. } => EtcdError::NoHealthyMember.message(),
+        }
+    }
+
+    fn hint(&self) -> Option<Message> {
+        match self {
+            BackupError::Etcd(inner) => inner.hint(),
+            BackupError::Repo(inner) => inner.hint(),
+            BackupError::Config { .. } => Some(Message::new("backup.hint.config")),
+            BackupError::NoHealthyMember { .. } => EtcdError::NoHealthyMember.hint(),
+        }
+    }
+}
+
+/// Orders healthy endpoints for the snapshot: followers first, the leader last, so that the
+/// leader's disk and network stay free for the cluster.
+pub fn snapshot_order(checked: Vec<(EndpointHealth, Option<MemberClient>)>) -> (Vec<EndpointHealth>, Vec<(EndpointHealth, MemberClient)>) {
+    let health: Vec<EndpointHealth> = checked.iter().map(|(h, _)| h.clone()).collect();
+    let mut candidates: Vec<(EndpointHealth, MemberClient)> = checked
+        .into_iter()
+        .filter_map(|(h, c)| if h.healthy { c.map(|c| (h, c)) } else { None })
+        .collect();
+    candidates.sort_by_key(|(h, _)| h.is_leader);
+    (health, candidates)
+}
+
+/// Runs a backup.
+///
+/// # Errors
+/// [`BackupError`]; the working directory of a failed backup is removed, so nothing incomplete
+/// is left behind, except after a crash, when `backups list` shows it as incomplete.
+pub async fn run_backup(request: &BackupRequest, progress: &dyn Progress) -> Result<BackupOutcome, BackupError> {
+    let span = info_span!("etcd.backup", repo = %request.repo.display());
+    async move {
+        let started = timefmt::now();
+        let tls = TlsMaterial::load(&request.access.tls).map_err(EtcdError::from)?;
+        let repo = LocalRepo::open(&request.repo)?;
+
+        let checked = check_all(&request.access.endpoints, &tls, request.timeouts).await;
+        let (health, candidates) = snapshot_order(checked);
+        if candidates.is_empty() {
+            return Err(BackupError::NoHealthyMember { health });
+        }
+        let (cluster_id, member_list) = members(&candidates[0].1).await?;
+
+        let (id, work) = repo.begin(&format!("etcd-{}", timefmt::compact(started)))?;
+        info!(id = %id, "backup started");
+        let result = write_backup(request, &id, &work, &candidates, progress).await;
+        let (snapshot, source, revision, key_count, failed_attempts, config_archives) = match result {
+            Ok(parts) => parts,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&work);
+                return Err(error);
+            }
+        };
+
+        let source_health = candidates.iter().find(|(h, _)| h.endpoint == source.endpoint).map(|(h, _)| h.clone());
+        let manifest = Manifest {
+            format: 1,
+            id: id.clone(),
+            kind: "etcd-v3-snapshot".to_owned(),
+            cluster_id,
+            members: member_list.clone(),
+            etcd_version: source_health.as_ref().and_then(|h| h.version.clone()).unwrap_or_default(),
+            revision,
+            key_count,
+            db_size: source_health.as_ref().and_then(|h| h.db_size).unwrap_or(0),
+            snapshot,
+            source_member: SourceMember {
+                name: member_list.iter().find(|m| Some(&m.id) == source_health.as_ref().and_then(|h| h.member_id.as_ref())).map(|m| m.name.clone()).unwrap_or_default(),
+                id: source_health.as_ref().and_then(|h| h.member_id.clone()).unwrap_or_default(),
+                endpoint: source.endpoint.clone(),
+            },
+            caasctl_version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: timefmt::rfc3339(started),
+            finished_at: timefmt::rfc3339(timefmt::now()),
+            config_archives,
+            encryption: None,
+        };
+        let path = match repo.commit(&work, &manifest) {
+            Ok(path) => path,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&work);
+                return Err(error.into());
+            }
+        };
+        info!(id = %id, bytes = manifest.snapshot.size, revision, key_count, "backup finished");
+        Ok(BackupOutcome { manifest, path, health, failed_attempts })
+    }
+    .instrument(span)
+    .await
+}
+
+type BackupParts = (SnapshotFile, SourceMember, i64, i64, Vec<FailedAttempt>, Vec<ConfigArchive>);
+
+async fn write_backup(
+    request: &BackupRequest,
+    id: &str,
+    work: &Path,
+    candidates: &[(EndpointHealth, MemberClient)],
+    progress: &dyn Progress,
+) -> Result<BackupParts, BackupError> {
+    let target = work.join(SNAPSHOT);
+    let part = part_path(&target);
+    let mut failed_attempts = Vec::new();
+    let mut saved = None;
+
+    for (health, client) in candidates {
+        let _ = std::fs::remove_file(&part);
+        // NOTE: revision and key count are read right before the stream starts; writes that land
+        // between this read and the snapshot make the manifest lag the snapshot by those writes.
+        let counted = client.revision_and_count().await;
+        let streamed = match counted {
+            Ok(counts) => stream_to_file(client, &part, progress, request.stream).await.map(|digest| (counts, digest)),
+            Err(error) => Err(error),
+        };
+        match streamed {
+            Ok(((revision, key_count), digest)) => {
+                saved = Some((health, revision, key_count, digest));
+                break;
+            }
+            Err(error) if error.is_retryable() => {
+                warn!(endpoint = %health.endpoint, error = %error, "snapshot failed, trying the next healthy member");
+                failed_attempts.push(FailedAttempt { endpoint: health.endpoint.clone(), error: error.to_string() });
+            }
+            Err(error) => {
+                let _ = std::fs::remove_file(&part);
+                return Err(error.into());
+            }
+        }
+    }
+    let Some((health, revision, key_count, digest)) = saved else {
+        let _ = std::fs::remove_file(&part);
+        return Err(EtcdError::AllSnapshotsFailed { attempts: failed_attempts.len() }.into());
+    };
+    std::fs::rename(&part, &target).map_err(|source| RepoError::Io { action: "rename", path: part.clone(), source })?;
+
+    let mut archives = Vec::new();
+    if !request.config.is_empty() {
+        crate::repo::create_private_dir(&work.join("config"))?;
+    }
+    for config in &request.config {
+        let file = format!("config/{}.tar.gz", sanitize(&config.member));
+        let target = work.join(&file);
+        let part = part_path(&target);
+        let (size, sha256) = write_archive(&config.dir, &part).map_err(|source| BackupError::Config { dir: config.dir.clone(), source })?;
+        std::fs::rename(&part, &target).map_err(|source| RepoError::Io { action: "rename", path: part.clone(), source })?;
+        archives.push(ConfigArchive { member: config.member.clone(), source: config.dir.display().to_string(), file, size, sha256 });
+    }
+    info!(id, archives = archives.len(), "snapshot and configuration stored");
+
+    let snapshot = SnapshotFile { file: SNAPSHOT.to_owned(), size: digest.size, sha256: digest.file_sha256, db_sha256: digest.db_sha256 };
+    let source = SourceMember { name: String::new(), id: health.member_id.clone().unwrap_or_default(), endpoint: health.endpoint.clone() };
+    Ok((snapshot, source, revision, key_count, failed_attempts, archives))
+}
+
+/// Makes a member name safe as a file name.
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect()
+}

@@ -1,0 +1,397 @@
+//! The local backup repository.
+//!
+//! Layout: `REPO/ID/manifest.json`, `REPO/ID/snapshot.db` and `REPO/ID/config/NAME.tar.gz`. A
+//! backup is built in `REPO/.incomplete-ID/` and the directory is renamed to `REPO/ID` only after
+//! the snapshot's hash was checked and the manifest was fsynced, so a listed backup is always
+//! whole. Directories are mode 0700 and files 0600, because a snapshot holds every Secret of the
+//! cluster.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use caasctl_core::{Localize, Message, Progress};
+
+use crate::health::MemberInfo;
+
+/// Name of the manifest file in a backup directory.
+pub const MANIFEST: &str = "manifest.json";
+/// Name of the snapshot file in a backup directory.
+pub const SNAPSHOT: &str = "snapshot.db";
+/// Prefix of a backup directory still being written.
+pub const INCOMPLETE_PREFIX: &str = ".incomplete-";
+
+/// A repository error.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// A file or directory operation failed.
+    #[error("failed to {action} {}", path.display())]
+    Io {
+        /// What was being done, such as `create`.
+        action: &'static str,
+        /// Path acted on.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// No backup has that ID.
+    #[error("backup {id} not found in {}", repo.display())]
+    NotFound {
+        /// Requested ID.
+        id: String,
+        /// Repository.
+        repo: PathBuf,
+    },
+
+    /// A manifest cannot be parsed.
+    #[error("manifest {} is invalid: {reason}", path.display())]
+    BadManifest {
+        /// Manifest path.
+        path: PathBuf,
+        /// Parser's reason.
+        reason: String,
+    },
+}
+
+impl Localize for RepoError {
+    fn message(&self) -> Message {
+        match self {
+            RepoError::Io { action, path, source } => Message::new("repo.error.io")
+                .arg("action", action)
+                .arg("path", path.display())
+                .arg("reason", source),
+            RepoError::NotFound { id, repo } => Message::new("repo.error.not_found").arg("id", id).arg("repo", repo.display()),
+            RepoError::BadManifest { path, reason } => Message::new("repo.error.bad_manifest").arg("path", path.display()).arg("reason", reason),
+        }
+    }
+
+    fn hint(&self) -> Option<Message> {
+        match self {
+            RepoError::NotFound { .. } => Some(Message::new("repo.hint.list")),
+            _ => None,
+        }
+    }
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RepoError + 'a {
+    move |source| RepoError::Io { action, path: path.to_owned(), source }
+}
+
+/// One archived configuration directory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigArchive {
+    /// Member or host the directory came from.
+    pub member: String,
+    /// Directory that was archived.
+    pub source: String,
+    /// File name inside the backup, relative to the backup directory.
+    pub file: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the archive, hex.
+    pub sha256: String,
+}
+
+/// The snapshot file of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotFile {
+    /// File name inside the backup directory.
+    pub file: String,
+    /// Size in bytes, including etcd's appended hash.
+    pub size: u64,
+    /// SHA-256 of the whole file, hex; `sha256sum snapshot.db` prints the same.
+    pub sha256: String,
+    /// SHA-256 of the database part, which equals the hash etcd appended, hex.
+    pub db_sha256: String,
+}
+
+/// The member a snapshot was streamed from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceMember {
+    /// Member name.
+    pub name: String,
+    /// Member ID, hex.
+    pub id: String,
+    /// Endpoint the stream came from.
+    pub endpoint: String,
+}
+
+/// The manifest of a backup, `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version.
+    pub format: u32,
+    /// Backup ID, the directory name.
+    pub id: String,
+    /// What the backup holds: `etcd-v3-snapshot`.
+    pub kind: String,
+    /// Cluster ID, hex.
+    pub cluster_id: String,
+    /// Every member at backup time.
+    pub members: Vec<MemberInfo>,
+    /// Version of the member the snapshot came from.
+    pub etcd_version: String,
+    /// Keyspace revision read right before the snapshot stream started.
+    pub revision: i64,
+    /// Live keys read right before the snapshot stream started.
+    pub key_count: i64,
+    /// Backend size the member reported, in bytes.
+    pub db_size: i64,
+    /// The snapshot file.
+    pub snapshot: SnapshotFile,
+    /// Member the snapshot came from.
+    pub source_member: SourceMember,
+    /// caasctl version that wrote the backup.
+    pub caasctl_version: String,
+    /// Start time, RFC 3339.
+    pub started_at: String,
+    /// End time, RFC 3339.
+    pub finished_at: String,
+    /// Archived configuration directories.
+    pub config_archives: Vec<ConfigArchive>,
+    /// Encryption of the files; `null` for plain files.
+    pub encryption: Option<serde_json::Value>,
+}
+
+/// A backup found in the repository.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupEntry {
+    /// Backup ID.
+    pub id: String,
+    /// Directory of the backup.
+    pub path: PathBuf,
+    /// `complete` or `incomplete`.
+    pub state: &'static str,
+    /// Manifest, for complete backups.
+    pub manifest: Option<Manifest>,
+    /// Why an entry is not usable.
+    pub problem: Option<String>,
+}
+
+/// A local backup repository rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct LocalRepo {
+    root: PathBuf,
+}
+
+/// Creates `path` (and parents) with mode 0700 and tightens an existing directory to 0700.
+///
+/// # Errors
+/// [`RepoError::Io`].
+pub fn create_private_dir(path: &Path) -> Result<(), RepoError> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(io("create", path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io("chmod", path))
+}
+
+impl LocalRepo {
+    /// Opens (and creates when missing) the repository at `root`.
+    ///
+    /// # Errors
+    /// [`RepoError::Io`] when the directory cannot be created.
+    pub fn open(root: &Path) -> Result<LocalRepo, RepoError> {
+        create_private_dir(root)?;
+        Ok(LocalRepo { root: root.to_owned() })
+    }
+
+    /// Returns the repository directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates the working directory of a new backup and returns its final ID and the directory.
+    ///
+    /// # Errors
+    /// [`RepoError::Io`].
+    pub fn begin(&self, base_id: &str) -> Result<(String, PathBuf), RepoError> {
+        let mut id = base_id.to_owned();
+        let mut counter = 1;
+        while self.root.join(&id).exists() || self.root.join(format!("{INCOMPLETE_PREFIX}{id}")).exists() {
+            counter += 1;
+            id = format!("{base_id}-{counter}");
+        }
+        let work = self.root.join(format!("{INCOMPLETE_PREFIX}{id}"));
+        create_private_dir(&work)?;
+        Ok((id, work))
+    }
+
+    /// Writes the manifest into the working directory and renames it to its final name.
+    ///
+    /// # Errors
+    /// [`RepoError::Io`].
+    pub fn commit(&self, work: &Path, manifest: &Manifest) -> Result<PathBuf, RepoError> {
+        let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
+        write_file_atomic(&work.join(MANIFEST), &json)?;
+        let target = self.root.join(&manifest.id);
+        fs::rename(work, &target).map_err(io("rename", work))?;
+        sync_dir(&self.root)?;
+        Ok(target)
+    }
+
+    /// Lists every backup, complete ones and leftovers of interrupted runs, sorted by ID.
+    ///
+    /// # Errors
+    /// [`RepoError::Io`] when the repository cannot be read.
+    pub fn list(&self) -> Result<Vec<BackupEntry>, RepoError> {
+        let mut entries = Vec::new();
+        for entry in fs::read_dir(&self.root).map_err(io("read", &self.root))? {
+            let entry = entry.map_err(io("read", &self.root))?;
+            if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_prefix(INCOMPLETE_PREFIX) {
+                entries.push(BackupEntry {
+                    id: id.to_owned(),
+                    path: entry.path(),
+                    state: "incomplete",
+                    manifest: None,
+                    problem: Some("interrupted before its hash was checked".to_owned()),
+                });
+                continue;
+            }
+            if name.starts_with('.') {
+                continue;
+            }
+            match read_manifest(&entry.path()) {
+                Ok(manifest) => entries.push(BackupEntry { id: name, path: entry.path(), state: "complete", manifest: Some(manifest), problem: None }),
+                Err(error) => entries.push(BackupEntry { id: name, path: entry.path(), state: "incomplete", manifest: None, problem: Some(error.to_string()) }),
+            }
+        }
+        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(entries)
+    }
+
+    /// Finds a complete backup by ID; `latest` names the newest one.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`], or the manifest cannot be read.
+    pub fn get(&self, id: &str) -> Result<(PathBuf, Manifest), RepoError> {
+        if id == "latest" {
+            let newest = self.list()?.into_iter().filter(|e| e.state == "complete").last();
+            return match newest {
+                Some(entry) => Ok((entry.path, entry.manifest.expect("complete entries have manifests"))),
+                None => Err(RepoError::NotFound { id: id.to_owned(), repo: self.root.clone() }),
+            };
+        }
+        let path = self.root.join(id);
+        if id.contains('/') || id.starts_with('.') || !path.join(MANIFEST).exists() {
+            return Err(RepoError::NotFound { id: id.to_owned(), repo: self.root.clone() });
+        }
+        let manifest = read_manifest(&path)?;
+        Ok((path, manifest))
+    }
+}
+
+/// Reads and parses `DIR/manifest.json`.
+///
+/// # Errors
+/// [`RepoError::Io`] or [`RepoError::BadManifest`].
+pub fn read_manifest(dir: &Path) -> Result<Manifest, RepoError> {
+    let path = dir.join(MANIFEST);
+    let bytes = fs::read(&path).map_err(io("read", &path))?;
+    serde_json::from_slice(&bytes).map_err(|e| RepoError::BadManifest { path, reason: e.to_string() })
+}
+
+/// Writes `bytes` to `path` through `path.part`, with mode 0600, fsync and rename.
+///
+/// # Errors
+/// [`RepoError::Io`].
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let part = part_path(path);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&part)
+        .map_err(io("create", &part))?;
+    file.write_all(bytes).map_err(io("write", &part))?;
+    file.sync_all().map_err(io("fsync", &part))?;
+    fs::rename(&part, path).map_err(io("rename", &part))
+}
+
+/// Returns `path` with `.part` appended to its file name.
+pub fn part_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".part");
+    path.with_file_name(name)
+}
+
+/// Fsyncs a directory so that renames inside it survive a crash.
+///
+/// # Errors
+/// [`RepoError::Io`].
+pub fn sync_dir(path: &Path) -> Result<(), RepoError> {
+    fs::File::open(path).and_then(|d| d.sync_all()).map_err(io("fsync", path))
+}
+
+/// Result of re-verifying one backup.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VerifyReport {
+    /// Backup ID.
+    pub id: String,
+    /// True when every check passed.
+    pub ok: bool,
+    /// Each failed check, in English.
+    pub problems: Vec<String>,
+    /// Bytes read.
+    pub bytes: u64,
+    #[serde(skip)]
+    /// Localisable form of each problem.
+    pub messages: Vec<Message>,
+}
+
+/// Re-reads every byte of a backup: the snapshot's SHA-256 against the manifest, etcd's appended
+/// hash against the database bytes, and each config archive against its recorded hash.
+pub fn verify_backup(dir: &Path, manifest: &Manifest, progress: &dyn Progress) -> VerifyReport {
+    let mut report = VerifyReport { id: manifest.id.clone(), ok: true, problems: Vec::new(), bytes: 0, messages: Vec::new() };
+    let fail = |report: &mut VerifyReport, message: Message| {
+        report.ok = false;
+        report.problems.push(message.render(caasctl_core::Lang::En));
+        report.messages.push(message);
+    };
+
+    let snapshot_path = dir.join(&manifest.snapshot.file);
+    match crate::snapshot::hash_file(&snapshot_path, progress) {
+        Err(error) => fail(&mut report, Message::new("repo.verify.unreadable").arg("file", &manifest.snapshot.file).arg("reason", error)),
+        Ok(digest) => {
+            report.bytes += digest.size;
+            if digest.size != manifest.snapshot.size {
+                fail(
+                    &mut report,
+                    Message::new("repo.verify.size").arg("file", &manifest.snapshot.file).arg("expected", manifest.snapshot.size).arg("actual", digest.size),
+                );
+            }
+            if digest.file_sha256 != manifest.snapshot.sha256 {
+                fail(
+                    &mut report,
+                    Message::new("repo.verify.sha256").arg("file", &manifest.snapshot.file).arg("expected", &manifest.snapshot.sha256).arg("actual", &digest.file_sha256),
+                );
+            }
+            if !digest.appended_hash_matches() {
+                fail(&mut report, Message::new("repo.verify.appended").arg("file", &manifest.snapshot.file));
+            }
+        }
+    }
+
+    for archive in &manifest.config_archives {
+        match crate::config_archive::sha256_file(&dir.join(&archive.file)) {
+            Err(error) => fail(&mut report, Message::new("repo.verify.unreadable").arg("file", &archive.file).arg("reason", error)),
+            Ok((size, sha256)) => {
+                report.bytes += size;
+                if sha256 != archive.sha256 {
+                    fail(&mut report, Message::new("repo.verify.sha256").arg("file", &archive.file).arg("expected", &archive.sha256).arg("actual", sha256));
+                }
+            }
+        }
+    }
+    report
+}
