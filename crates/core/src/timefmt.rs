@@ -5,8 +5,9 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-/// Formats `t` as RFC 3339 in UTC, for manifests and journals.
+/// Formats `t` as RFC 3339 in UTC with whole seconds, for manifests and journals.
 pub fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
     t.to_offset(time::UtcOffset::UTC)
         .format(&Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())

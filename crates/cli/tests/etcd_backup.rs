@@ -1,0 +1,300 @@
+//! End-to-end tests of `etcd health`, `etcd members`, `etcd backup` and `etcd backups` against real
+//! etcd 3.4 and 3.5 clusters started by the harness on loopback ports.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use caasctl_testing::etcd::{load_k8s_data, ClusterOptions};
+use caasctl_testing::{require, EtcdCluster, EtcdVersion};
+use serde_json::Value;
+
+const SECRET_MARKER: &str = "caasctl-test-secret-";
+
+fn caasctl() -> Command {
+    let mut command = Command::cargo_bin("caasctl").unwrap();
+    command.env_remove("LANG").env_remove("LC_ALL").env("CAASCTL_NO_PROGRESS", "1").timeout(Duration::from_secs(120));
+    command
+}
+
+fn start(version: EtcdVersion, members: usize, keys: usize, value_size: usize) -> Option<EtcdCluster> {
+    if !require(version.available(), &version.etcd_binary().display().to_string()) {
+        return None;
+    }
+    let cluster = EtcdCluster::start(ClusterOptions::new(members, version, true));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client = cluster.client().await;
+        load_k8s_data(&mut client, keys, value_size).await;
+    });
+    Some(cluster)
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Returns (revision, count) of the whole keyspace as etcdctl reports them. Debian's etcdctl 3.4
+/// has no `--count-only`, so the 3.5 client asks, which works against both servers.
+fn etcdctl_counts(cluster: &EtcdCluster) -> (i64, i64) {
+    let output = std::process::Command::new(EtcdVersion::V35.etcdctl_binary())
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", cluster.endpoints()))
+        .args(cluster.tls_args())
+        .args(["get", "", "--prefix", "--count-only", "-w", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "etcdctl get failed: {}", text(&output.stderr));
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    (json["header"]["revision"].as_i64().unwrap(), json["count"].as_i64().unwrap())
+}
+
+fn backup(cluster: &EtcdCluster, repo: &Path, extra: &[&str]) -> Output {
+    run(caasctl()
+        .args(["-o", "json", "etcd", "backup", "--no-config", "--endpoints", &cluster.endpoints(), "--repo"])
+        .arg(repo)
+        .args(cluster.tls_args())
+        .args(extra))
+}
+
+fn backup_three_member_tls(version: EtcdVersion) {
+    let Some(cluster) = start(version, 3, 2_000, 1_024) else { return };
+    let repo = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("etcd.conf"), "ETCD_NAME=m0\n").unwrap();
+
+    let output = backup(&cluster, repo.path(), &["--config-dir", config.path().to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "backup failed: {stderr}");
+    let manifest: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let (revision, count) = etcdctl_counts(&cluster);
+    assert_eq!(manifest["revision"].as_i64().unwrap(), revision, "manifest revision");
+    assert_eq!(manifest["key_count"].as_i64().unwrap(), count, "manifest key count");
+    assert_eq!(manifest["members"].as_array().unwrap().len(), 3);
+    assert_eq!(manifest["etcd_version"].as_str().unwrap().get(..3), Some(version.label()));
+    assert_eq!(manifest["config_archives"].as_array().unwrap().len(), 1);
+
+    let id = manifest["id"].as_str().unwrap();
+    let dir = repo.path().join(id);
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    for file in ["snapshot.db", "manifest.json"] {
+        let mode = std::fs::metadata(dir.join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file} mode");
+    }
+
+    // The file stays usable by the standard tool.
+    let status = std::process::Command::new(version.etcdctl_binary())
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "status", "-w", "json"])
+        .arg(dir.join("snapshot.db"))
+        .output()
+        .unwrap();
+    let status_text = text(&status.stdout) + &text(&status.stderr);
+    assert!(status.status.success() || status_text.contains("etcdutl"), "etcdctl snapshot status: {status_text}");
+
+    let verify = run(caasctl().args(["etcd", "backups", "verify", "--repo"]).arg(repo.path()));
+    assert!(verify.status.success(), "verify failed: {}", text(&verify.stdout));
+    assert!(text(&verify.stdout).contains(id));
+}
+
+#[test]
+fn backup_three_member_tls_v34() {
+    backup_three_member_tls(EtcdVersion::V34);
+}
+
+#[test]
+fn backup_three_member_tls_v35() {
+    backup_three_member_tls(EtcdVersion::V35);
+}
+
+#[test]
+fn backup_survives_member_killed_mid_stream() {
+    let Some(mut cluster) = start(EtcdVersion::V34, 3, 1_500, 10_240) else { return };
+    let repo = tempfile::tempdir().unwrap();
+
+    // The first follower in endpoint order is the first snapshot source.
+    let status = cluster.etcdctl(&["endpoint", "status", "-w", "json"]);
+    let statuses: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let source = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|s| s["Status"]["leader"] != s["Status"]["header"]["member_id"])
+        .unwrap();
+    let source_url = cluster.members[source].client_url.clone();
+    let pid = cluster.member_pid(source).unwrap();
+
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1_500));
+        // SAFETY: the PID belongs to a child process this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let output = backup(&cluster, repo.path(), &["--rate-limit", "4"]);
+    killer.join().unwrap();
+    cluster.kill_member(source);
+
+    let list = run(caasctl().args(["-o", "json", "etcd", "backups", "list", "--repo"]).arg(repo.path()));
+    let entries: Value = serde_json::from_slice(&list.stdout).unwrap();
+    if output.status.success() {
+        let manifest: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_ne!(manifest["source_member"]["endpoint"].as_str().unwrap(), source_url, "the killed member cannot be the source");
+        let verify = run(caasctl().args(["etcd", "backups", "verify", "--repo"]).arg(repo.path()));
+        assert!(verify.status.success(), "verify failed: {}", text(&verify.stdout));
+    } else {
+        let complete = entries.as_array().unwrap().iter().filter(|e| e["state"] == "complete").count();
+        assert_eq!(complete, 0, "a failed backup must not be listed as complete");
+    }
+    assert!(entries.as_array().unwrap().iter().all(|e| e["state"] == "complete"), "no incomplete leftovers: {entries}");
+}
+
+#[test]
+fn verify_catches_truncated_and_flipped_snapshots() {
+    let Some(cluster) = start(EtcdVersion::V35, 1, 500, 512) else { return };
+    let repo = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let output = backup(&cluster, repo.path(), &[]);
+        assert!(output.status.success(), "backup failed: {}", text(&output.stderr));
+        let manifest: Value = serde_json::from_slice(&output.stdout).unwrap();
+        ids.push(manifest["id"].as_str().unwrap().to_owned());
+    }
+
+    let truncated = repo.path().join(&ids[0]).join("snapshot.db");
+    let length = std::fs::metadata(&truncated).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&truncated).unwrap().set_len(length - 4_096).unwrap();
+
+    let flipped = repo.path().join(&ids[1]).join("snapshot.db");
+    let mut bytes = std::fs::read(&flipped).unwrap();
+    bytes[8_192] ^= 0x01;
+    std::fs::write(&flipped, bytes).unwrap();
+
+    for id in &ids {
+        let output = run(caasctl().args(["--lang", "en", "etcd", "backups", "verify", "--repo"]).arg(repo.path()).arg(id));
+        assert_eq!(output.status.code(), Some(1), "verify of {id} must fail");
+        assert!(text(&output.stdout).contains(&format!("backup {id}: FAILED")), "{}", text(&output.stdout));
+        assert!(text(&output.stderr).contains(id.as_str()), "the error names the backup: {}", text(&output.stderr));
+    }
+}
+
+#[test]
+fn tls_problems_have_clear_messages() {
+    let Some(cluster) = start(EtcdVersion::V34, 1, 10, 64) else { return };
+    let pki = cluster.pki.clone().unwrap();
+    let other_ca = pki.write_other_ca();
+    let wrong_key = pki.write_wrong_key();
+    let (expired_cert, expired_key) = pki.write_expired_client();
+
+    let health = |cacert: &Path, cert: &Path, key: &Path, lang: &str| {
+        run(caasctl()
+            .args(["--lang", lang, "etcd", "health", "--endpoints", &cluster.endpoints()])
+            .arg("--cacert")
+            .arg(cacert)
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key))
+    };
+
+    let ok = health(&pki.ca, &pki.client_cert, &pki.client_key, "en");
+    assert!(ok.status.success(), "healthy cluster: {}", text(&ok.stdout));
+
+    let wrong_ca = health(&other_ca, &pki.client_cert, &pki.client_key, "en");
+    assert_eq!(wrong_ca.status.code(), Some(1));
+    assert!(text(&wrong_ca.stdout).contains("not signed by the given CA"), "{}", text(&wrong_ca.stdout));
+
+    let mismatch = health(&pki.ca, &pki.client_cert, &wrong_key, "en");
+    assert_eq!(mismatch.status.code(), Some(1));
+    assert!(text(&mismatch.stderr).contains("does not match certificate"), "{}", text(&mismatch.stderr));
+
+    let mismatch_zh = health(&pki.ca, &pki.client_cert, &wrong_key, "zh-CN");
+    assert!(text(&mismatch_zh.stderr).contains("不匹配"), "{}", text(&mismatch_zh.stderr));
+
+    let expired = health(&pki.ca, &expired_cert, &expired_key, "en");
+    assert_eq!(expired.status.code(), Some(1));
+    assert!(text(&expired.stderr).contains("expired on"), "{}", text(&expired.stderr));
+}
+
+#[test]
+fn secret_values_never_reach_logs() {
+    let Some(cluster) = start(EtcdVersion::V34, 1, 200, 256) else { return };
+    let repo = tempfile::tempdir().unwrap();
+    let output = run(caasctl()
+        .env("RUST_LOG", "trace")
+        .args(["-o", "json", "etcd", "backup", "--no-config", "--endpoints", &cluster.endpoints(), "--repo"])
+        .arg(repo.path())
+        .args(cluster.tls_args()));
+    assert!(output.status.success(), "backup failed: {}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.lines().count() > 5, "trace logging produced output");
+    assert!(!stderr.contains(SECRET_MARKER), "a secret value reached the log");
+    assert!(!text(&output.stdout).contains(SECRET_MARKER), "a secret value reached stdout");
+    let key_pem = std::fs::read_to_string(&cluster.pki.as_ref().unwrap().client_key).unwrap();
+    let key_body = key_pem.lines().nth(1).unwrap();
+    assert!(!stderr.contains(key_body), "the private key reached the log");
+}
+
+#[test]
+fn health_and_members_from_etcd_conf_and_static_pod() {
+    let Some(cluster) = start(EtcdVersion::V35, 3, 10, 64) else { return };
+    let pki = cluster.pki.clone().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("etcd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# test\nETCD_ADVERTISE_CLIENT_URLS=\"{}\"\nETCD_TRUSTED_CA_FILE='{}'\nETCD_CERT_FILE={}\nETCD_KEY_FILE={}\n",
+            cluster.endpoints(),
+            pki.ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        ),
+    )
+    .unwrap();
+    let output = run(caasctl().args(["-o", "json", "etcd", "health", "--etcd-conf"]).arg(&conf));
+    assert!(output.status.success(), "health failed: {} {}", text(&output.stdout), text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report.as_array().unwrap().len(), 3);
+    assert_eq!(report.as_array().unwrap().iter().filter(|h| h["is_leader"] == true).count(), 1);
+    assert!(report[0]["quota_bytes"].as_u64().unwrap() > 0, "quota read from metrics");
+
+    let manifest = dir.path().join("etcd.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: etcd\n    command:\n    - etcd\n    - --advertise-client-urls={}\n    - --trusted-ca-file={}\n    - --cert-file={}\n    - --key-file={}\n",
+            cluster.members[0].client_url,
+            pki.ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        ),
+    )
+    .unwrap();
+    let output = run(caasctl().args(["-o", "json", "etcd", "members", "--static-pod-manifest"]).arg(&manifest));
+    assert!(output.status.success(), "members failed: {}", text(&output.stderr));
+    let members: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> = members["members"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 3);
+    assert!(names.contains(&"m0") && names.contains(&"m1") && names.contains(&"m2"), "{names:?}");
+
+    let bad = run(caasctl().args(["--lang", "en", "etcd", "health", "--endpoints", "127.0.0.1:2379"]));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("\"127.0.0.1:2379\""), "the error names the value: {}", text(&bad.stderr));
+}
+
+#[test]
+fn unhealthy_member_reported_partial() {
+    let Some(mut cluster) = start(EtcdVersion::V34, 3, 10, 64) else { return };
+    cluster.kill_member(2);
+    let output = run(caasctl()
+        .args(["--lang", "en", "etcd", "health", "--dial-timeout", "2", "--endpoints", &cluster.endpoints()])
+        .args(cluster.tls_args()));
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output.stdout));
+    assert!(text(&output.stdout).contains("connection refused"), "{}", text(&output.stdout));
+}
