@@ -35,7 +35,7 @@ pub struct GlobalArgs {
     pub quiet: bool,
 
     /// No progress bars or progress lines.
-    #[arg(long, global = true, env = "CAASCTL_NO_PROGRESS")]
+    #[arg(long, global = true, env = "CAASCTL_NO_PROGRESS", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_progress: bool,
 }
 
