@@ -9,7 +9,7 @@ tools=${CAASCTL_TOOLS_DIR:-$HOME/.cache/caasctl-tools}
 mkdir -p "$tools"
 
 need_apt=()
-for pkg in etcd-server etcd-client protobuf-compiler libprotobuf-dev docker-registry skopeo ansible-core openssh-server openssl qemu-utils; do
+for pkg in etcd-server etcd-client protobuf-compiler libprotobuf-dev docker-registry skopeo ansible-core openssh-server openssl qemu-utils time python3-venv; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
