@@ -31,7 +31,7 @@ echo "== caasctl etcd health"
 "$caasctl" etcd health --endpoints "$etcd_endpoints" "${tls[@]}"
 
 echo "== caasctl etcd backup --repo $repo"
-# m0's directory stands in for /etc/etcd: its etcd.conf and certificates are archived with the snapshot.
+# m0's directory plays the part of /etc/etcd, so its etcd.conf and certificates are archived too.
 cp -r "$etcd_pki" "$work/m0/"
 "$caasctl" etcd backup --endpoints "$etcd_endpoints" "${tls[@]}" --repo "$repo" --config-dir "$work/m0"
 

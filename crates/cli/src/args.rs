@@ -76,7 +76,7 @@ pub enum EtcdCommand {
     Backups(BackupsCommand),
 }
 
-/// Where the etcd cluster is and how to authenticate, named as etcdctl names them.
+/// Endpoint and TLS options of the etcd cluster, named as etcdctl names them.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Endpoints")]
 pub struct EndpointArgs {

@@ -2,7 +2,7 @@
 //!
 //! English help comes from the doc comments on the argument types. For Simplified Chinese, every
 //! command's `about` is looked up as `help.cmd.PATH` and every argument's help as `help.arg.ID` in
-//! the catalogue; a unit test checks that the catalogue covers the whole command tree.
+//! the catalogue. A unit test checks that the catalogue covers the whole command tree.
 
 use caasctl_core::i18n::tr;
 use caasctl_core::Lang;

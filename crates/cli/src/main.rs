@@ -1,7 +1,7 @@
 //! caasctl: the day-2 maintenance runbook of a Kubernetes / OpenShift 3.x platform as safe,
 //! verified commands.
 //!
-//! `main` only parses the command line, sets up logging and maps the outcome to an exit code; each
+//! `main` only parses the command line, sets up logging and maps the outcome to an exit code. Each
 //! subcommand lives in its own module under `commands/`.
 
 mod args;

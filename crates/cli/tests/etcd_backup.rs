@@ -41,7 +41,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Returns (revision, count) of the whole keyspace as etcdctl reports them. Debian's etcdctl 3.4
-/// has no `--count-only`, so the 3.5 client asks, which works against both servers.
+/// has no `--count-only`, so the 3.5 client sends the request, which works against both servers.
 fn etcdctl_counts(cluster: &EtcdCluster) -> (i64, i64) {
     let output = std::process::Command::new(EtcdVersion::V35.etcdctl_binary())
         .env("ETCDCTL_API", "3")
@@ -249,7 +249,7 @@ fn secret_values_never_reach_logs() {
 }
 
 #[test]
-fn health_and_members_from_etcd_conf_and_static_pod() {
+fn endpoints_from_conf_and_manifest() {
     let Some(cluster) = start(EtcdVersion::V35, 3, 10, 64) else { return };
     let pki = cluster.pki.clone().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -289,7 +289,9 @@ fn health_and_members_from_etcd_conf_and_static_pod() {
     let members: Value = serde_json::from_slice(&output.stdout).unwrap();
     let names: Vec<&str> = members["members"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
     assert_eq!(names.len(), 3);
-    assert!(names.contains(&"m0") && names.contains(&"m1") && names.contains(&"m2"), "{names:?}");
+    for name in ["m0", "m1", "m2"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
 
     let bad = run(caasctl().args(["--lang", "en", "etcd", "health", "--endpoints", "127.0.0.1:2379"]));
     assert_eq!(bad.status.code(), Some(2));

@@ -38,9 +38,9 @@ pub struct Check {
     pub check: String,
     /// Outcome.
     pub status: Status,
-    /// What was found, in the user's language.
+    /// Finding, in the user's language.
     pub message: String,
-    /// What to do, when the check did not pass.
+    /// Remedy, when the check did not pass.
     pub fix: Option<String>,
 }
 

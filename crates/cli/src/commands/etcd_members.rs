@@ -1,4 +1,4 @@
-//! `caasctl etcd members`: the member list, read from the first endpoint that answers.
+//! `caasctl etcd members`: the member list, read from the first endpoint that responds.
 
 use caasctl_etcd::client::MemberClient;
 use caasctl_etcd::health::members;
