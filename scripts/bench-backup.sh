@@ -17,8 +17,8 @@ work=$(mktemp -d /tmp/caasctl-bench-backup.XXXXXX)
 trap 'etcd_cluster_stop; rm -rf "$work"' EXIT
 
 cargo build --release -q -p caasctl -p caasctl-testing
-caasctl=$root/target/release/caasctl
-load=$root/target/release/etcd-load
+caasctl=${CARGO_TARGET_DIR:-$root/target}/release/caasctl
+load=${CARGO_TARGET_DIR:-$root/target}/release/etcd-load
 
 etcd_cluster_start "$work" /usr/bin/etcd
 tls=(--cacert "$etcd_pki/ca.crt" --cert "$etcd_pki/peer.crt" --key "$etcd_pki/peer.key")

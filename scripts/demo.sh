@@ -14,7 +14,8 @@ repo=$root/caasctl-backups
 
 bash scripts/install-deps.sh
 cargo build --release -q -p caasctl -p caasctl-testing
-caasctl=$root/target/release/caasctl
+target=${CARGO_TARGET_DIR:-$root/target}
+caasctl=$target/release/caasctl
 
 rm -rf "$work"
 mkdir -p "$work"
@@ -25,7 +26,7 @@ etcd_cluster_start "$work" /usr/bin/etcd
 tls=(--cacert "$etcd_pki/ca.crt" --cert "$etcd_pki/peer.crt" --key "$etcd_pki/peer.key")
 
 echo "== loading $keys Kubernetes-shaped keys"
-"$root/target/release/etcd-load" "$etcd_endpoints" "$keys" 1024 "$etcd_pki/ca.crt" "$etcd_pki/peer.crt" "$etcd_pki/peer.key"
+"$target/release/etcd-load" "$etcd_endpoints" "$keys" 1024 "$etcd_pki/ca.crt" "$etcd_pki/peer.crt" "$etcd_pki/peer.key"
 
 echo "== caasctl etcd health"
 "$caasctl" etcd health --endpoints "$etcd_endpoints" "${tls[@]}"
