@@ -55,6 +55,10 @@ pub enum Command {
     #[command(subcommand)]
     Etcd(EtcdCommand),
 
+    /// Journaled operations: list, show, resume.
+    #[command(subcommand)]
+    Ops(crate::commands::ops::OpsCommand),
+
     /// Check the runbook's preconditions: endpoints, certificates, cluster health, API server.
     Doctor(DoctorArgs),
 }
@@ -74,6 +78,9 @@ pub enum EtcdCommand {
     /// List and verify backups in the repository.
     #[command(subcommand)]
     Backups(BackupsCommand),
+
+    /// Restore a member or a whole cluster from a backup or snapshot file: plan, then apply with a journal.
+    Restore(crate::commands::etcd_restore::RestoreArgs),
 }
 
 /// Endpoint and TLS options of the etcd cluster, named as etcdctl names them.

@@ -61,7 +61,7 @@ fn localized(error: &(dyn std::error::Error + 'static)) -> Option<(Message, Opti
             })*
         };
     }
-    try_type!(CliError, BackupError, EtcdError, TlsError, RepoError);
+    try_type!(CliError, BackupError, EtcdError, TlsError, RepoError, caasctl_restore::RestoreError);
     None
 }
 

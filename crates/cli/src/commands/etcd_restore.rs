@@ -1,0 +1,302 @@
+//! `caasctl etcd restore`: restores one member on this host, or every member of a cluster file,
+//! from a repository backup or a snapshot file. The snapshot is checked first; then the plan is
+//! printed, and applied with a journal only after `--yes` or a terminal confirmation.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use caasctl_core::Message;
+use caasctl_etcd::repo::LocalRepo;
+use caasctl_restore::apply::{apply, ApplyOptions, Observer, StepEvent};
+use caasctl_restore::check::{check_snapshot, HashStatus, SnapshotCheck};
+use caasctl_restore::cluster::{EtcdSection, DEFAULT_TOKEN};
+use caasctl_restore::describe::{describe, StepView};
+use caasctl_restore::journal::{state_dir, Journal};
+use caasctl_restore::plan::{self, Action, ClientTls, Host, MemberTarget, Plan, SnapshotSource};
+use clap::Args;
+
+use crate::context::Context;
+use crate::output::{human_bytes, print_json, print_text};
+use crate::Exit;
+
+/// `etcd restore` options.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Backup ID in the repository (latest for the newest) or a snapshot file path.
+    #[arg(id = "restore_backup", value_name = "BACKUP")]
+    pub backup: String,
+
+    /// Backup repository directory.
+    #[arg(long, value_name = "DIR", default_value = "./caasctl-backups", env = "CAASCTL_REPO")]
+    pub repo: PathBuf,
+
+    /// Cluster file (caasctl.toml) listing each member's host, service, URLs and data dir.
+    #[arg(id = "restore_cluster", long = "cluster", value_name = "FILE",
+          conflicts_with_all = ["restore_name", "restore_initial_cluster", "restore_peer_url", "restore_data_dir", "restore_token"])]
+    pub cluster: Option<PathBuf>,
+
+    /// Member name (--name of etcd).
+    #[arg(id = "restore_name", long = "name", value_name = "NAME", required_unless_present = "restore_cluster")]
+    pub name: Option<String>,
+
+    /// NAME=PEER_URL,... of the restored cluster; default this member alone.
+    #[arg(id = "restore_initial_cluster", long = "initial-cluster", value_name = "NAME=URL,...")]
+    pub initial_cluster: Option<String>,
+
+    /// Cluster token of the restored cluster.
+    #[arg(id = "restore_token", long = "initial-cluster-token", value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Peer URL of this member (--initial-advertise-peer-urls of etcd).
+    #[arg(id = "restore_peer_url", long = "initial-advertise-peer-urls", value_name = "URL", required_unless_present = "restore_cluster")]
+    pub peer_url: Option<String>,
+
+    /// Data dir to write; an existing non-empty one is moved aside, never deleted.
+    #[arg(id = "restore_data_dir", long = "data-dir", value_name = "DIR", required_unless_present = "restore_cluster")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Accept a snapshot without, or with a mismatching, integrity hash (such as a db copied from a data dir).
+    #[arg(id = "restore_skip_hash_check", long = "skip-hash-check")]
+    pub skip_hash_check: bool,
+
+    /// Path of etcdutl (3.5) or etcdctl (3.4) to restore with; default etcdutl, then etcdctl, on PATH.
+    #[arg(id = "restore_engine", long = "etcdutl", value_name = "PATH")]
+    pub engine: Option<String>,
+
+    /// Maximum members restored at the same time.
+    #[arg(id = "restore_parallel", long = "parallel", value_name = "N", default_value_t = 8)]
+    pub parallel: usize,
+
+    /// Print the plan and stop.
+    #[arg(id = "restore_dry_run", long = "dry-run", conflicts_with = "restore_yes")]
+    pub dry_run: bool,
+
+    /// Apply without asking.
+    #[arg(id = "restore_yes", long = "yes", short = 'y')]
+    pub yes: bool,
+}
+
+/// The plan as printed with `-o json`.
+#[derive(serde::Serialize)]
+struct PlanOutput<'a> {
+    plan: &'a Plan,
+    check: &'a SnapshotCheck,
+    steps: Vec<StepView<'a>>,
+    note: String,
+    dry_run: bool,
+    journal: Option<String>,
+    ok: Option<bool>,
+}
+
+/// Runs the command.
+pub async fn run(args: &RestoreArgs, context: &Context) -> anyhow::Result<Exit> {
+    let (source, check) = resolve_snapshot(args, context)?;
+    let (members, tls) = match &args.cluster {
+        Some(file) => {
+            let section = EtcdSection::load(file)?;
+            let tls = ClientTls { cacert: section.cacert.clone(), cert: section.cert.clone(), key: section.key.clone() };
+            (MemberTarget::from_cluster(&section), tls)
+        }
+        None => (vec![single_member(args)], ClientTls::default()),
+    };
+    let id = plan::new_op_id(caasctl_core::timefmt::now());
+    let plan = tokio::task::spawn_blocking(move || plan::build(id, source, tls, &members)).await??;
+    let note = engine_note(&plan, context);
+
+    if context.json() && args.dry_run {
+        let steps = plan.steps.iter().map(|s| StepView::new(s, caasctl_core::Lang::En)).collect();
+        print_json(&PlanOutput { plan: &plan, check: &check, steps, note, dry_run: true, journal: None, ok: None });
+        return Ok(Exit::Success);
+    }
+    if !context.json() {
+        print_text(&render_plan(&plan, &check, &note, context));
+    }
+    if args.dry_run {
+        print_text(&format!("{}\n", context.tr("restore.plan.dry_run", &[])));
+        return Ok(Exit::Success);
+    }
+    if !args.yes {
+        match confirm(context) {
+            Some(true) => {}
+            Some(false) => {
+                eprintln!("{}", context.tr("restore.plan.aborted", &[]));
+                return Ok(Exit::Failure);
+            }
+            None => {
+                eprintln!("caasctl: {}{}", context.tr("cli.error.prefix", &[]), context.tr("restore.plan.needs_yes", &[]));
+                return Ok(Exit::Usage);
+            }
+        }
+    }
+
+    let state = state_dir();
+    let journal = Journal::create(&state, &plan)?;
+    if !context.json() {
+        eprintln!("{}", context.tr("restore.run.journal", &[("path", &journal.path().display())]));
+    }
+    let result = apply(&plan, &journal, &Default::default(), ApplyOptions { parallel: args.parallel }, observer(context)).await;
+    finish(&plan, &journal, result, context, Some(&check))
+}
+
+/// Prints the outcome of a run and maps it to an exit status; shared with `ops resume`.
+pub fn finish(plan: &Plan, journal: &Journal, result: Result<(), caasctl_restore::RestoreError>, context: &Context, check: Option<&SnapshotCheck>) -> anyhow::Result<Exit> {
+    if context.json() {
+        #[derive(serde::Serialize)]
+        struct RunOutput<'a> {
+            id: &'a str,
+            journal: String,
+            ok: bool,
+            error: Option<String>,
+            check: Option<&'a SnapshotCheck>,
+        }
+        print_json(&RunOutput {
+            id: &plan.id,
+            journal: journal.path().display().to_string(),
+            ok: result.is_ok(),
+            error: result.as_ref().err().map(|e| caasctl_restore::error_chain(e)),
+            check,
+        });
+    }
+    match result {
+        Ok(()) => {
+            if !context.json() {
+                print_text(&format!("{}\n", context.tr("restore.run.done", &[("id", &plan.id)])));
+            }
+            Ok(Exit::Success)
+        }
+        Err(error) => Err(anyhow::Error::new(error).context(format!("operation {}", plan.id))),
+    }
+}
+
+/// Builds the step-event printer: a line per event on stderr, nothing with `-q` or JSON output.
+pub fn observer(context: &Context) -> Observer {
+    let context = context.clone();
+    Arc::new(move |event: &StepEvent| {
+        if !context.progress || context.json() {
+            return;
+        }
+        let line = match event {
+            StepEvent::Skipped { step } => context.tr("restore.run.skipped", &[("step", step)]),
+            StepEvent::Started { step } => context.tr("restore.run.started", &[("step", step)]),
+            StepEvent::Finished { step, note, elapsed_ms } => {
+                let seconds = format!("{:.1}", *elapsed_ms as f64 / 1000.0);
+                let note = note.as_ref().map(|n| format!(": {n}")).unwrap_or_default();
+                context.tr("restore.run.finished", &[("step", step), ("seconds", &seconds), ("note", &note)])
+            }
+            StepEvent::Failed { step, error } => context.tr("restore.run.failed", &[("step", step), ("error", error)]),
+        };
+        eprintln!("{line}");
+    })
+}
+
+/// Finds the snapshot (a file path, or a backup of the repository) and checks it.
+fn resolve_snapshot(args: &RestoreArgs, context: &Context) -> anyhow::Result<(SnapshotSource, SnapshotCheck)> {
+    let given = Path::new(&args.backup);
+    let (path, backup_id, manifest_sha256, revision, key_count) = if given.is_file() || args.backup.contains('/') {
+        (given.to_owned(), None, None, None, None)
+    } else {
+        let repo = LocalRepo::open(&args.repo)?;
+        let (dir, manifest) = repo.get(&args.backup)?;
+        (dir.join(&manifest.snapshot.file), Some(manifest.id), Some(manifest.snapshot.sha256), Some(manifest.revision), Some(manifest.key_count))
+    };
+    let path = std::path::absolute(&path).with_context(|| format!("invalid snapshot path {}", path.display()))?;
+    let progress = crate::progress::reporter(context);
+    let check = check_snapshot(&path, manifest_sha256.as_deref(), args.skip_hash_check, progress.as_ref())?;
+    let source = SnapshotSource { path, backup_id, manifest_sha256, sha256: check.sha256.clone(), revision, key_count, skip_hash_check: args.skip_hash_check };
+    Ok((source, check))
+}
+
+fn single_member(args: &RestoreArgs) -> MemberTarget {
+    let name = args.name.clone().unwrap_or_default();
+    let peer_url = args.peer_url.clone().unwrap_or_default();
+    let data_dir = args.data_dir.clone().unwrap_or_default();
+    let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir).display().to_string();
+    MemberTarget {
+        initial_cluster: args.initial_cluster.clone().unwrap_or_else(|| format!("{name}={peer_url}")),
+        token: args.token.clone().unwrap_or_else(|| DEFAULT_TOKEN.to_owned()),
+        restore_peer_url: peer_url.clone(),
+        peer_url,
+        name,
+        host: Host::Local,
+        data_dir: data_dir.trim_end_matches('/').to_owned(),
+        engine: args.engine.clone(),
+        owner: None,
+        service: None,
+        client_url: None,
+    }
+}
+
+fn engine_note(plan: &Plan, context: &Context) -> String {
+    let mut engines: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RestoreToTemp { engine, .. } => Some(engine.path.clone()),
+            _ => None,
+        })
+        .collect();
+    engines.sort();
+    engines.dedup();
+    context.tr("restore.plan.note_engine", &[("engines", &engines.join(", "))])
+}
+
+fn hash_label(hash: HashStatus) -> Message {
+    Message::new(match hash {
+        HashStatus::Verified => "restore.hash.verified",
+        HashStatus::NoHashSkipped => "restore.hash.no_hash_skipped",
+        HashStatus::MismatchSkipped => "restore.hash.mismatch_skipped",
+    })
+}
+
+/// Renders the plan for people: a header, the engine note, and each step with its host, check
+/// and undo.
+pub fn render_plan(plan: &Plan, check: &SnapshotCheck, note: &str, context: &Context) -> String {
+    let mut out = String::new();
+    out.push_str(&context.tr("restore.plan.header", &[("id", &plan.id)]));
+    out.push('\n');
+    let size = human_bytes(check.size);
+    let hash = hash_label(check.hash).render(context.lang);
+    let path = plan.snapshot.path.display();
+    out.push_str(&context.tr("restore.plan.snapshot", &[("path", &path), ("size", &size), ("sha256", &check.sha256), ("hash", &hash)]));
+    out.push('\n');
+    if let (Some(id), Some(revision), Some(keys)) = (&plan.snapshot.backup_id, plan.snapshot.revision, plan.snapshot.key_count) {
+        out.push_str(&context.tr("restore.plan.backup", &[("id", id), ("revision", &revision), ("keys", &keys)]));
+        out.push('\n');
+    }
+    out.push_str(note);
+    out.push_str("\n\n");
+    out.push_str(&render_steps(plan, context, |_| None));
+    out
+}
+
+/// Renders the steps, each with an optional status word from `status`.
+pub fn render_steps(plan: &Plan, context: &Context, status: impl Fn(&str) -> Option<String>) -> String {
+    let what = context.tr("restore.plan.what", &[]);
+    let check = context.tr("restore.plan.check", &[]);
+    let undo = context.tr("restore.plan.undo", &[]);
+    let mut out = String::new();
+    for (index, step) in plan.steps.iter().enumerate() {
+        let text = describe(step);
+        let state = status(&step.id).map(|s| format!("  [{s}]")).unwrap_or_default();
+        out.push_str(&format!("{:>3}. {}  @{}{state}\n", index + 1, step.id, step.host.label()));
+        out.push_str(&format!("     {what}: {}\n", text.what.render(context.lang)));
+        out.push_str(&format!("     {check}: {}\n", text.check.render(context.lang)));
+        out.push_str(&format!("     {undo}: {}\n", text.undo.render(context.lang)));
+    }
+    out
+}
+
+/// Asks at the terminal; `None` when stdin is not a terminal.
+fn confirm(context: &Context) -> Option<bool> {
+    if !context.stdin_tty {
+        return None;
+    }
+    eprint!("{}", context.tr("restore.plan.confirm", &[]));
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).ok()?;
+    let answer = answer.trim().to_lowercase();
+    Some(answer == "y" || answer == "yes" || answer == "是")
+}

@@ -1,0 +1,257 @@
+//! The cluster file (`caasctl.toml`): for each member, its host (this one or an SSH target), how
+//! its etcd runs (systemd unit, static pod manifest, or start and stop commands) and what a
+//! restore needs (name, URLs, data dir, token).
+//!
+//! ```toml
+//! [etcd]
+//! token = "etcd-cluster-1"
+//! cacert = "/etc/etcd/ca.crt"
+//! cert = "/etc/etcd/peer.crt"
+//! key = "/etc/etcd/peer.key"
+//!
+//! [[etcd.members]]
+//! name = "master-0.example.com"
+//! host = "root@192.168.55.8"
+//! peer_url = "https://192.168.55.8:2380"
+//! client_url = "https://192.168.55.8:2379"
+//! data_dir = "/var/lib/etcd"
+//! service = { kind = "static-pod", manifest = "/etc/origin/node/pods/etcd.yaml" }
+//! ```
+//!
+//! Only the `[etcd]` table is read here, so the same file can hold other sections.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::RestoreError;
+use crate::ssh::SshTarget;
+
+/// Default data dir of a member.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/etcd";
+/// Directory a static pod manifest is moved into while etcd is stopped, as the runbook does.
+pub const DEFAULT_STOPPED_DIR: &str = "/etc/origin/node/pods-stopped";
+
+/// How etcd runs on a member's host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Service {
+    /// A systemd unit, stopped and started with `systemctl`.
+    Systemd {
+        /// Unit name, such as `etcd` or `etcd.service`.
+        unit: String,
+    },
+    /// A static pod: the kubelet stops it when its manifest leaves the pods directory and starts
+    /// it when the manifest comes back.
+    StaticPod {
+        /// Manifest path, such as `/etc/origin/node/pods/etcd.yaml`.
+        manifest: String,
+        /// Where the manifest waits meanwhile; default `/etc/origin/node/pods-stopped`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stopped_dir: Option<String>,
+    },
+    /// Shell commands; each must return once etcd has started or stopped.
+    Commands {
+        /// Start command.
+        start: String,
+        /// Stop command.
+        stop: String,
+    },
+}
+
+/// One member in the cluster file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSpec {
+    /// Member name (`ETCD_NAME`).
+    pub name: String,
+    /// `local`, or an SSH destination such as `root@10.0.0.1` or a `Host` alias.
+    #[serde(default = "local_host")]
+    pub host: String,
+    /// SSH port.
+    #[serde(default)]
+    pub ssh_port: Option<u16>,
+    /// Extra `ssh` arguments.
+    #[serde(default)]
+    pub ssh_options: Vec<String>,
+    /// Shares one SSH connection between commands.
+    #[serde(default)]
+    pub ssh_control_master: bool,
+    /// Peer URL the member listens on (`ETCD_INITIAL_ADVERTISE_PEER_URLS`).
+    pub peer_url: String,
+    /// Client URL for the checks after start.
+    pub client_url: String,
+    /// Peer URL written into the restored member when it differs from `peer_url`, such as the
+    /// `http://localhost:2380` of an etcd.conf that was never edited; the check after start
+    /// corrects such a URL to `peer_url`.
+    #[serde(default)]
+    pub advertise_peer_url: Option<String>,
+    /// Data dir (`ETCD_DATA_DIR`).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    /// Cluster token for this member, when it differs from `[etcd].token`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Restore tool on the host; default `etcdutl`, then `etcdctl`, on its `PATH`.
+    #[serde(default)]
+    pub engine: Option<String>,
+    /// Owner of the restored files for `chown -R`; default `etcd:etcd` when the host has that
+    /// user; `""` for no chown.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// How etcd runs.
+    pub service: Service,
+}
+
+fn local_host() -> String {
+    "local".to_owned()
+}
+
+fn default_data_dir() -> String {
+    DEFAULT_DATA_DIR.to_owned()
+}
+
+impl MemberSpec {
+    /// Returns the SSH target, or `None` for this host.
+    pub fn ssh_target(&self) -> Option<SshTarget> {
+        (self.host != "local").then(|| SshTarget {
+            target: self.host.clone(),
+            port: self.ssh_port,
+            options: self.ssh_options.clone(),
+            control_master: self.ssh_control_master,
+        })
+    }
+
+    /// Returns the peer URL written at restore time.
+    pub fn restore_peer_url(&self) -> &str {
+        self.advertise_peer_url.as_deref().unwrap_or(&self.peer_url)
+    }
+}
+
+/// The `[etcd]` table.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdSection {
+    /// `--initial-cluster-token` of the restored cluster.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// CA for the checks after start.
+    #[serde(default)]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate for those checks.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Client key for those checks.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Members.
+    pub members: Vec<MemberSpec>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FileRoot {
+    etcd: Option<EtcdSection>,
+}
+
+/// Default token when neither the file nor the member names one: etcd's own default.
+pub const DEFAULT_TOKEN: &str = "etcd-cluster";
+
+impl EtcdSection {
+    /// Reads the `[etcd]` table of a cluster file and checks it.
+    ///
+    /// # Errors
+    /// [`RestoreError::ClusterFile`] naming what is wrong.
+    pub fn load(path: &Path) -> Result<EtcdSection, RestoreError> {
+        let invalid = |reason: String| RestoreError::ClusterFile { path: path.to_owned(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+        let root: FileRoot = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let section = root.etcd.ok_or_else(|| invalid("no [etcd] table".to_owned()))?;
+        section.validate().map_err(invalid)?;
+        Ok(section)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.members.is_empty() {
+            return Err("[etcd] lists no members".to_owned());
+        }
+        for (index, member) in self.members.iter().enumerate() {
+            if self.members[..index].iter().any(|m| m.name == member.name) {
+                return Err(format!("member name {} appears twice", member.name));
+            }
+            for url in [&member.peer_url, &member.client_url] {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!("member {}: {url} is not an http:// or https:// URL", member.name));
+                }
+            }
+            if !member.data_dir.starts_with('/') || member.data_dir.trim_end_matches('/').is_empty() {
+                return Err(format!("member {}: data_dir must be an absolute path below /", member.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns `--initial-cluster` for the restore: every member's restore-time peer URL.
+    pub fn initial_cluster(&self) -> String {
+        self.members.iter().map(|m| format!("{}={}", m.name, m.restore_peer_url())).collect::<Vec<_>>().join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<EtcdSection, RestoreError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caasctl.toml");
+        std::fs::write(&path, text).unwrap();
+        EtcdSection::load(&path)
+    }
+
+    #[test]
+    fn members_with_each_service_kind() {
+        let section = parse(
+            r#"
+[repo]
+path = "/backup"
+[etcd]
+token = "t1"
+[[etcd.members]]
+name = "a"
+peer_url = "https://10.0.0.1:2380"
+client_url = "https://10.0.0.1:2379"
+service = { kind = "systemd", unit = "etcd" }
+[[etcd.members]]
+name = "b"
+host = "root@10.0.0.2"
+ssh_port = 2222
+peer_url = "https://10.0.0.2:2380"
+client_url = "https://10.0.0.2:2379"
+advertise_peer_url = "http://localhost:2380"
+service = { kind = "static-pod", manifest = "/etc/origin/node/pods/etcd.yaml" }
+[[etcd.members]]
+name = "c"
+peer_url = "https://10.0.0.3:2380"
+client_url = "https://10.0.0.3:2379"
+data_dir = "/data/etcd"
+service = { kind = "commands", start = "start-etcd", stop = "stop-etcd" }
+"#,
+        )
+        .unwrap();
+        assert_eq!(section.members.len(), 3);
+        assert_eq!(section.members[0].data_dir, DEFAULT_DATA_DIR);
+        assert!(section.members[0].ssh_target().is_none());
+        assert_eq!(section.members[1].ssh_target().unwrap().port, Some(2222));
+        assert_eq!(section.initial_cluster(), "a=https://10.0.0.1:2380,b=http://localhost:2380,c=https://10.0.0.3:2380");
+    }
+
+    #[test]
+    fn unknown_member_field_rejected() {
+        let error = parse("[etcd]\n[[etcd.members]]\nname='a'\npeer_url='http://a:2380'\nclient_url='http://a:2379'\nservice={kind='systemd',unit='etcd'}\ncolour='red'\n").unwrap_err();
+        assert!(error.to_string().contains("colour"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_names_rejected() {
+        let member = "[[etcd.members]]\nname='a'\npeer_url='http://a:2380'\nclient_url='http://a:2379'\nservice={kind='systemd',unit='etcd'}\n";
+        let error = parse(&format!("[etcd]\n{member}{member}")).unwrap_err();
+        assert!(error.to_string().contains("twice"), "{error}");
+    }
+}

@@ -1,0 +1,343 @@
+//! The operation journal: one JSON line per event under `STATE_DIR/ops/ID.jsonl`, written and
+//! fsynced before and after every step, so an interrupted operation can be shown and resumed.
+//!
+//! The first line holds the whole plan. The running process keeps an exclusive `flock` on the
+//! file; the kernel drops it when the process dies, so a journal whose lock can be taken and that
+//! has no `finished` line belongs to an interrupted operation.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::RestoreError;
+use crate::plan::Plan;
+
+/// One journal line.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Record {
+    /// The operation was created with this plan.
+    Plan {
+        /// Time, RFC 3339.
+        at: String,
+        /// Process that created it.
+        pid: u32,
+        /// The plan.
+        plan: Plan,
+    },
+    /// A process resumed the operation.
+    Resumed {
+        /// Time.
+        at: String,
+        /// Resuming process.
+        pid: u32,
+    },
+    /// A step is about to run.
+    StepStarted {
+        /// Time.
+        at: String,
+        /// Step ID.
+        step: String,
+    },
+    /// A step finished and its check passed.
+    StepFinished {
+        /// Time.
+        at: String,
+        /// Step ID.
+        step: String,
+        /// What the step found or did.
+        note: Option<String>,
+    },
+    /// A step failed.
+    StepFailed {
+        /// Time.
+        at: String,
+        /// Step ID.
+        step: String,
+        /// The error, in English.
+        error: String,
+    },
+    /// The run ended.
+    Finished {
+        /// Time.
+        at: String,
+        /// True when every step finished.
+        ok: bool,
+    },
+}
+
+/// State of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpStatus {
+    /// A process holds the journal.
+    Running,
+    /// Every step finished.
+    Succeeded,
+    /// A step failed and the run ended.
+    Failed,
+    /// The process died or was killed mid-run.
+    Interrupted,
+}
+
+/// An operation as read back from its journal.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Operation {
+    /// The plan.
+    pub plan: Plan,
+    /// Journal path.
+    pub path: PathBuf,
+    /// State.
+    pub status: OpStatus,
+    /// Steps that finished.
+    pub finished: Vec<String>,
+    /// The last error, if a step failed.
+    pub last_error: Option<(String, String)>,
+    /// Every line, in order.
+    #[serde(skip)]
+    pub records: Vec<Record>,
+}
+
+impl Operation {
+    /// Returns the IDs of finished steps.
+    pub fn finished_set(&self) -> HashSet<String> {
+        self.finished.iter().cloned().collect()
+    }
+
+    /// Returns the first step that has not finished.
+    pub fn next_step(&self) -> Option<&str> {
+        let done = self.finished_set();
+        self.plan.steps.iter().find(|s| !done.contains(&s.id)).map(|s| s.id.as_str())
+    }
+}
+
+/// Returns the state directory: `$CAASCTL_STATE_DIR`, else `/var/lib/caasctl` for root, else
+/// `$XDG_STATE_HOME/caasctl` or `~/.local/state/caasctl`.
+pub fn state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CAASCTL_STATE_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/caasctl");
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir).join("caasctl");
+    }
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".local/state/caasctl")
+}
+
+/// Returns the directory of operation journals in `state`.
+pub fn ops_dir(state: &Path) -> PathBuf {
+    state.join("ops")
+}
+
+/// An open journal, locked by this process.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+fn now() -> String {
+    caasctl_core::timefmt::rfc3339(caasctl_core::timefmt::now())
+}
+
+fn try_lock(file: &File) -> bool {
+    // SAFETY: the descriptor is valid for the life of `file`.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+impl Journal {
+    /// Creates the journal of a new operation and writes its plan.
+    ///
+    /// # Errors
+    /// [`RestoreError::Journal`].
+    pub fn create(state: &Path, plan: &Plan) -> Result<Journal, RestoreError> {
+        let dir = ops_dir(state);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| RestoreError::Journal { action: "create", path: dir.clone(), source })?;
+        let path = dir.join(format!("{}.jsonl", plan.id));
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| RestoreError::Journal { action: "create", path: path.clone(), source })?;
+        try_lock(&file);
+        let journal = Journal { path, file: Mutex::new(file) };
+        journal.write(&Record::Plan { at: now(), pid: std::process::id(), plan: plan.clone() })?;
+        Ok(journal)
+    }
+
+    /// Opens an existing journal to resume it.
+    ///
+    /// # Errors
+    /// [`RestoreError::OpRunning`] when another process holds it, [`RestoreError::Journal`].
+    pub fn reopen(operation: &Operation) -> Result<Journal, RestoreError> {
+        let path = operation.path.clone();
+        let file = OpenOptions::new().append(true).open(&path).map_err(|source| RestoreError::Journal { action: "open", path: path.clone(), source })?;
+        if !try_lock(&file) {
+            return Err(RestoreError::OpRunning { id: operation.plan.id.clone(), pid: last_pid(&operation.records) });
+        }
+        let journal = Journal { path, file: Mutex::new(file) };
+        journal.write(&Record::Resumed { at: now(), pid: std::process::id() })?;
+        Ok(journal)
+    }
+
+    /// Returns the journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends a line and fsyncs it.
+    ///
+    /// # Errors
+    /// [`RestoreError::Journal`].
+    pub fn write(&self, record: &Record) -> Result<(), RestoreError> {
+        let mut line = serde_json::to_vec(record).expect("journal records serialise");
+        line.push(b'\n');
+        let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        file.write_all(&line)
+            .and_then(|_| file.sync_data())
+            .map_err(|source| RestoreError::Journal { action: "write", path: self.path.clone(), source })
+    }
+
+    /// Records that a step starts.
+    ///
+    /// # Errors
+    /// [`RestoreError::Journal`].
+    pub fn step_started(&self, step: &str) -> Result<(), RestoreError> {
+        self.write(&Record::StepStarted { at: now(), step: step.to_owned() })
+    }
+
+    /// Records that a step finished.
+    ///
+    /// # Errors
+    /// [`RestoreError::Journal`].
+    pub fn step_finished(&self, step: &str, note: Option<String>) -> Result<(), RestoreError> {
+        self.write(&Record::StepFinished { at: now(), step: step.to_owned(), note })
+    }
+
+    /// Records that a step failed.
+    ///
+    /// # Errors
+    /// [`RestoreError::Journal`].
+    pub fn step_failed(&self, step: &str, error: &str) -> Result<(), RestoreError> {
+        self.write(&Record::StepFailed { at: now(), step: step.to_owned(), error: error.to_owned() })
+    }
+
+    /// Records the end of the run.
+    ///
+    /// # Errors
+    /// [`RestoreError::Journal`].
+    pub fn finish(&self, ok: bool) -> Result<(), RestoreError> {
+        self.write(&Record::Finished { at: now(), ok })
+    }
+}
+
+fn last_pid(records: &[Record]) -> u32 {
+    records
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            Record::Plan { pid, .. } | Record::Resumed { pid, .. } => Some(*pid),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// Reads an operation from its journal file.
+///
+/// # Errors
+/// [`RestoreError::Journal`] or [`RestoreError::BadJournal`].
+pub fn read(path: &Path) -> Result<Operation, RestoreError> {
+    let file = File::open(path).map_err(|source| RestoreError::Journal { action: "read", path: path.to_owned(), source })?;
+    let mut records = Vec::new();
+    for (index, line) in BufReader::new(&file).lines().enumerate() {
+        let line = line.map_err(|source| RestoreError::Journal { action: "read", path: path.to_owned(), source })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(&line) {
+            Ok(record) => records.push(record),
+            // A line cut off by a crash can only be the last one; it is ignored.
+            Err(_) if index > 0 && is_last_line(path, index) => break,
+            Err(error) => return Err(RestoreError::BadJournal { path: path.to_owned(), line: index + 1, reason: error.to_string() }),
+        }
+    }
+    let plan = match records.first() {
+        Some(Record::Plan { plan, .. }) => plan.clone(),
+        _ => return Err(RestoreError::BadJournal { path: path.to_owned(), line: 1, reason: "the first line holds no plan".to_owned() }),
+    };
+    let mut finished = Vec::new();
+    let mut last_error = None;
+    let mut ended = None;
+    for record in &records {
+        match record {
+            Record::StepFinished { step, .. } if !finished.contains(step) => finished.push(step.clone()),
+            Record::StepFailed { step, error, .. } => last_error = Some((step.clone(), error.clone())),
+            Record::Finished { ok, .. } => ended = Some(*ok),
+            Record::Resumed { .. } => ended = None,
+            _ => {}
+        }
+    }
+    let locked_elsewhere = !try_lock(&file);
+    let status = if locked_elsewhere {
+        OpStatus::Running
+    } else {
+        match ended {
+            Some(true) => OpStatus::Succeeded,
+            Some(false) => OpStatus::Failed,
+            None => OpStatus::Interrupted,
+        }
+    };
+    Ok(Operation { plan, path: path.to_owned(), status, finished, last_error, records })
+}
+
+fn is_last_line(path: &Path, index: usize) -> bool {
+    fs::read_to_string(path).map(|text| text.lines().count() == index + 1).unwrap_or(false)
+}
+
+/// Reads every operation in the state directory, oldest first.
+///
+/// # Errors
+/// [`RestoreError::Journal`] when the directory cannot be read; unreadable journals are skipped.
+pub fn list(state: &Path) -> Result<Vec<Operation>, RestoreError> {
+    let dir = ops_dir(state);
+    let entries = match fs::read_dir(&dir) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other.map_err(|source| RestoreError::Journal { action: "read", path: dir.clone(), source })?,
+    };
+    let mut operations = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            match read(&path) {
+                Ok(operation) => operations.push(operation),
+                Err(error) => tracing::warn!(path = %path.display(), error = %error, "skipping unreadable journal"),
+            }
+        }
+    }
+    operations.sort_by(|a, b| a.plan.created_at.cmp(&b.plan.created_at).then(a.plan.id.cmp(&b.plan.id)));
+    Ok(operations)
+}
+
+/// Finds one operation by ID.
+///
+/// # Errors
+/// [`RestoreError::OpNotFound`], or its journal is unreadable.
+pub fn find(state: &Path, id: &str) -> Result<Operation, RestoreError> {
+    let path = ops_dir(state).join(format!("{id}.jsonl"));
+    if id.contains('/') || !path.exists() {
+        return Err(RestoreError::OpNotFound { id: id.to_owned(), dir: ops_dir(state) });
+    }
+    read(&path)
+}
