@@ -61,16 +61,20 @@ pub enum Command {
 
     /// Check the runbook's preconditions: endpoints, certificates, cluster health, API server.
     Doctor(DoctorArgs),
+
+    /// VM disk snapshots: create, list, roll back, delete (local qcow2, OpenStack, Alibaba Cloud ECS).
+    #[command(subcommand)]
+    Snapshot(crate::commands::snapshot::args::SnapshotCommand),
 }
 
 /// etcd commands.
 #[derive(Debug, Subcommand)]
 pub enum EtcdCommand {
     /// Health of every endpoint: reachability, latency, version, db size, leader, raft state, alarms.
-    Health(EndpointArgs),
+    Health(ApiArgs),
 
     /// List the cluster's members.
-    Members(EndpointArgs),
+    Members(ApiArgs),
 
     /// Stream a verified v3 snapshot into the backup repository.
     Backup(BackupArgs),
@@ -78,6 +82,9 @@ pub enum EtcdCommand {
     /// List and verify backups in the repository.
     #[command(subcommand)]
     Backups(BackupsCommand),
+
+    /// Read a snapshot or backup offline: status, keys, values, Kubernetes objects, diff.
+    Inspect(crate::commands::etcd_inspect::args::InspectArgs),
 
     /// Restore a member or a whole cluster from a backup or snapshot file: plan, then apply with a journal.
     Restore(crate::commands::etcd_restore::RestoreArgs),
@@ -120,6 +127,17 @@ pub struct EndpointArgs {
     pub command_timeout: u64,
 }
 
+/// `etcd health` and `etcd members` options.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+
+    /// etcd API version to use: 3, or 2 for the v2 API (etcd started with --enable-v2=true).
+    #[arg(long, value_parser = ["2", "3"], default_value = "3")]
+    pub api: String,
+}
+
 /// `etcd backup` options.
 #[derive(Debug, Args)]
 pub struct BackupArgs {
@@ -151,6 +169,9 @@ pub enum BackupsCommand {
 
     /// Re-read backups and check every hash; all backups when no ID is given.
     Verify(VerifyArgs),
+
+    /// Remove backups by keep rules (restic's meaning); prints the plan first.
+    Prune(crate::commands::etcd_prune::PruneArgs),
 }
 
 /// The repository.

@@ -154,11 +154,11 @@ fn connect_error(endpoint: &str, error: &etcd_client::Error) -> EtcdError {
     EtcdError::Connect { endpoint: endpoint.to_owned(), failure: ConnectFailure::classify(&reason), reason }
 }
 
-/// Reads `etcd_server_quota_backend_bytes` from the member's `/metrics`, which is the only place
-/// a client can learn the backend quota (`--quota-backend-bytes`).
+/// Builds an HTTP client that trusts the given CA and presents the client certificate, for the
+/// parts of etcd that speak plain HTTP: `/metrics`, `/health` and the v2 API.
 ///
-/// Returns `None` when the metrics endpoint cannot be read.
-pub async fn quota_bytes(endpoint: &str, tls: &TlsMaterial, timeout: Duration) -> Option<u64> {
+/// Returns `None` when the PEM material cannot be used by the HTTP stack.
+pub fn http_client(tls: &TlsMaterial, timeout: Duration) -> Option<reqwest::Client> {
     let mut builder = reqwest::Client::builder().timeout(timeout).use_rustls_tls();
     if let Some(ca) = &tls.ca_pem {
         for cert in reqwest::Certificate::from_pem_bundle(ca).ok()? {
@@ -172,7 +172,15 @@ pub async fn quota_bytes(endpoint: &str, tls: &TlsMaterial, timeout: Duration) -
         pem.extend_from_slice(key);
         builder = builder.identity(reqwest::Identity::from_pem(&pem).ok()?);
     }
-    let client = builder.build().ok()?;
+    builder.build().ok()
+}
+
+/// Reads `etcd_server_quota_backend_bytes` from the member's `/metrics`, which is the only place
+/// a client can learn the backend quota (`--quota-backend-bytes`).
+///
+/// Returns `None` when the metrics endpoint cannot be read.
+pub async fn quota_bytes(endpoint: &str, tls: &TlsMaterial, timeout: Duration) -> Option<u64> {
+    let client = http_client(tls, timeout)?;
     let body = client.get(format!("{endpoint}/metrics")).send().await.ok()?.text().await.ok()?;
     body.lines()
         .find_map(|line| line.strip_prefix("etcd_server_quota_backend_bytes "))

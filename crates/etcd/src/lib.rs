@@ -12,8 +12,12 @@ pub mod config_archive;
 pub mod endpoints;
 pub mod error;
 pub mod health;
+pub mod inspect;
 pub mod repo;
+pub mod retention;
 pub mod snapshot;
 pub mod tls;
+pub mod verify;
+pub mod v2;
 
 pub use error::EtcdError;

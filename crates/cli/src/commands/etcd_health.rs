@@ -1,10 +1,12 @@
 //! `caasctl etcd health`: every endpoint's health as a table or JSON. Exits 0 when all are
-//! healthy, 3 when some are not, 1 when none is.
+//! healthy, 3 when some are not, 1 when none is. With `--api 2` it reports what
+//! `etcdctl cluster-health` reports over the v2 API.
 
 use caasctl_etcd::health::{check_all, EndpointHealth};
 use caasctl_etcd::tls::TlsMaterial;
+use caasctl_etcd::v2::{cluster_health, V2Cluster};
 
-use crate::args::EndpointArgs;
+use crate::args::ApiArgs;
 use crate::context::Context;
 use crate::output::{human_bytes, print_json, print_text, Table};
 use crate::Exit;
@@ -12,11 +14,26 @@ use crate::Exit;
 use super::endpoints;
 
 /// Runs the command.
-pub async fn run(args: &EndpointArgs, context: &Context) -> anyhow::Result<Exit> {
-    let access = endpoints::resolve(args)?;
+pub async fn run(args: &ApiArgs, context: &Context) -> anyhow::Result<Exit> {
+    let access = endpoints::resolve(&args.endpoints)?;
     let tls = TlsMaterial::load(&access.tls).map_err(caasctl_etcd::EtcdError::from)?;
-    let report: Vec<EndpointHealth> = check_all(&access.endpoints, &tls, endpoints::timeouts(args)).await.into_iter().map(|(h, _)| h).collect();
+    let timeouts = endpoints::timeouts(&args.endpoints);
+    if args.api == "2" {
+        let cluster = cluster_health(&access.endpoints, &tls, timeouts.request).await?;
+        if context.json() {
+            print_json(&cluster);
+        } else {
+            print_text(&render_v2(&cluster, context));
+        }
+        let unhealthy = cluster.members.iter().filter(|m| !m.healthy).count();
+        return Ok(match unhealthy {
+            0 => Exit::Success,
+            n if n == cluster.members.len() => Exit::Failure,
+            _ => Exit::Partial,
+        });
+    }
 
+    let report: Vec<EndpointHealth> = check_all(&access.endpoints, &tls, timeouts).await.into_iter().map(|(h, _)| h).collect();
     if context.json() {
         print_json(&report);
     } else {
@@ -33,6 +50,26 @@ pub fn exit_for(report: &[EndpointHealth]) -> Exit {
         n if n == report.len() => Exit::Failure,
         _ => Exit::Partial,
     }
+}
+
+/// Renders the v2 report in the shape of `etcdctl cluster-health`: one line per member, then the
+/// cluster's verdict.
+fn render_v2(cluster: &V2Cluster, context: &Context) -> String {
+    let mut out = String::new();
+    for member in &cluster.members {
+        let line = if member.healthy {
+            context.tr("health.v2.member_healthy", &[("id", &member.id), ("url", &member.client_url.clone().unwrap_or_default())])
+        } else {
+            let reason = member.error_message.as_ref().map(|m| m.render(context.lang)).or_else(|| member.error.clone()).unwrap_or_default();
+            context.tr("health.v2.member_unhealthy", &[("id", &member.id), ("reason", &reason)])
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let verdict = if cluster.healthy { "health.v2.cluster_healthy" } else { "health.v2.cluster_unhealthy" };
+    out.push_str(&context.tr(verdict, &[]));
+    out.push('\n');
+    out
 }
 
 /// Renders the report as a table followed by one line per unhealthy endpoint with its reason.

@@ -5,7 +5,7 @@ use caasctl_etcd::health::members;
 use caasctl_etcd::tls::TlsMaterial;
 use caasctl_etcd::EtcdError;
 
-use crate::args::EndpointArgs;
+use crate::args::ApiArgs;
 use crate::context::Context;
 use crate::output::{print_json, print_text, Table};
 use crate::Exit;
@@ -13,12 +13,15 @@ use crate::Exit;
 use super::endpoints;
 
 /// Runs the command.
-pub async fn run(args: &EndpointArgs, context: &Context) -> anyhow::Result<Exit> {
-    let access = endpoints::resolve(args)?;
+pub async fn run(args: &ApiArgs, context: &Context) -> anyhow::Result<Exit> {
+    let access = endpoints::resolve(&args.endpoints)?;
     let tls = TlsMaterial::load(&access.tls).map_err(EtcdError::from)?;
+    if args.api == "2" {
+        return run_v2(&access.endpoints, &tls, args, context).await;
+    }
     let mut last_error = None;
     for endpoint in &access.endpoints {
-        let listed = match MemberClient::connect(endpoint, &tls, endpoints::timeouts(args)).await {
+        let listed = match MemberClient::connect(endpoint, &tls, endpoints::timeouts(&args.endpoints)).await {
             Ok(client) => members(&client).await,
             Err(error) => Err(error),
         };
@@ -43,4 +46,20 @@ pub async fn run(args: &EndpointArgs, context: &Context) -> anyhow::Result<Exit>
         }
     }
     Err(last_error.unwrap_or(EtcdError::NoEndpoints).into())
+}
+
+/// Lists the members over the v2 API, in the shape of `etcdctl member list` with `ETCDCTL_API=2`.
+async fn run_v2(list: &[String], tls: &TlsMaterial, args: &ApiArgs, context: &Context) -> anyhow::Result<Exit> {
+    let cluster = caasctl_etcd::v2::cluster_health(list, tls, endpoints::timeouts(&args.endpoints).request).await?;
+    if context.json() {
+        print_json(&cluster.members);
+        return Ok(Exit::Success);
+    }
+    let t = |key| context.tr(key, &[]);
+    let mut table = Table::new(vec![t("members.col.id"), t("members.col.name"), t("members.col.client_urls"), t("health.col.leader")]);
+    for m in &cluster.members {
+        table.row(vec![m.id.clone(), m.name.clone(), m.client_url.clone().unwrap_or_default(), if m.is_leader { t("yes") } else { t("no") }]);
+    }
+    print_text(&table.render());
+    Ok(Exit::Success)
 }
