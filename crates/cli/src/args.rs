@@ -65,6 +65,10 @@ pub enum Command {
     /// VM disk snapshots: create, list, roll back, delete (local qcow2, OpenStack, Alibaba Cloud ECS).
     #[command(subcommand)]
     Snapshot(crate::commands::snapshot::args::SnapshotCommand),
+
+    /// VM disk snapshots: create, list, roll back, delete (local qcow2, OpenStack, Alibaba Cloud ECS).
+    #[command(subcommand)]
+    Snapshot(crate::commands::snapshot::args::SnapshotCommand),
 }
 
 /// etcd commands.

@@ -61,7 +61,7 @@ fn localized(error: &(dyn std::error::Error + 'static)) -> Option<(Message, Opti
             })*
         };
     }
-    try_type!(CliError, BackupError, EtcdError, TlsError, RepoError, caasctl_restore::RestoreError);
+    try_type!(CliError, BackupError, EtcdError, TlsError, RepoError, caasctl_restore::RestoreError, caasctl_cloud::CloudError, crate::commands::snapshot::SnapshotCliError);
     None
 }
 
@@ -107,6 +107,12 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
             return Exit::Usage;
         }
         if let Some(EtcdError::InvalidEndpoint { .. } | EtcdError::NoEndpoints) = cause.downcast_ref::<EtcdError>() {
+            return Exit::Usage;
+        }
+        if cause.downcast_ref::<crate::commands::snapshot::SnapshotCliError>().is_some() {
+            return Exit::Usage;
+        }
+        if let Some(caasctl_cloud::CloudError::Config { .. } | caasctl_cloud::CloudError::Credential { .. }) = cause.downcast_ref::<caasctl_cloud::CloudError>() {
             return Exit::Usage;
         }
     }

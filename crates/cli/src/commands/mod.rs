@@ -9,6 +9,7 @@ mod etcd_members;
 pub(crate) mod etcd_restore;
 pub(crate) mod ops;
 mod kube_health;
+pub mod snapshot;
 
 use crate::args::{BackupsCommand, Command, EtcdCommand};
 use crate::context::Context;
@@ -23,6 +24,7 @@ pub async fn run(command: Command, context: &Context) -> anyhow::Result<Exit> {
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::List(args))) => etcd_backups::list(&args, context),
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::Verify(args))) => etcd_backups::verify(&args, context),
         Command::Doctor(args) => doctor::run(&args, context).await,
+        Command::Snapshot(command) => snapshot::run(command, context).await,
         Command::Etcd(EtcdCommand::Restore(args)) => etcd_restore::run(&args, context).await,
         Command::Ops(command) => ops::run(&command, context).await,
     }

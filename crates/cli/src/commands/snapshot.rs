@@ -1,0 +1,329 @@
+//! `caasctl snapshot create | list | rollback | delete`: VM disk snapshots on local qcow2 images,
+//! OpenStack and Alibaba Cloud ECS.
+//!
+//! A rollback is a plan like every destructive command: it is printed, `--dry-run` stops there,
+//! and applying it needs `--yes` or a "yes" at the terminal. Deleting a snapshot asks the same way.
+
+pub mod args;
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use caasctl_cloud::config::{self, CloudConfig};
+use caasctl_cloud::local::LocalProvider;
+use caasctl_cloud::model::{CreateRequest, Snapshot, SnapshotTags};
+use caasctl_cloud::rollback::{self, RollbackPlan, RollbackRequest};
+use caasctl_cloud::wait::WaitOptions;
+use caasctl_cloud::{ops, SnapshotProvider};
+use caasctl_core::{Lang, Localize, Message};
+
+use self::args::{CreateArgs, DeleteArgs, DiskArgs, ProviderChoice, RollbackArgs, SnapshotCommand, WaitArgs};
+use crate::context::Context;
+use crate::output::{human_bytes, print_json, print_text, Table};
+use crate::Exit;
+
+/// Errors of the snapshot commands' own options.
+#[derive(Debug)]
+pub enum SnapshotCliError {
+    /// A cloud provider was chosen but no caasctl.toml was found.
+    NoConfig {
+        /// Provider name.
+        provider: &'static str,
+    },
+    /// The config file has no section for the chosen provider.
+    NotConfigured {
+        /// Provider name.
+        provider: &'static str,
+        /// Config file read.
+        path: PathBuf,
+    },
+    /// A `--tag` value is not KEY=VALUE.
+    BadTag {
+        /// Value given.
+        value: String,
+    },
+    /// The command needs `--yes` because stdin is not a terminal.
+    NeedsYes,
+}
+
+impl std::fmt::Display for SnapshotCliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message().render(Lang::En))
+    }
+}
+
+impl std::error::Error for SnapshotCliError {}
+
+impl Localize for SnapshotCliError {
+    fn message(&self) -> Message {
+        match self {
+            SnapshotCliError::NoConfig { provider } => Message::new("snapshot.error.no_config").arg("provider", provider),
+            SnapshotCliError::NotConfigured { provider, path } => {
+                Message::new("snapshot.error.not_configured").arg("provider", provider).arg("path", path.display())
+            }
+            SnapshotCliError::BadTag { value } => Message::new("snapshot.error.bad_tag").arg("value", value),
+            SnapshotCliError::NeedsYes => Message::new("snapshot.error.needs_yes"),
+        }
+    }
+
+    fn hint(&self) -> Option<Message> {
+        match self {
+            SnapshotCliError::NoConfig { .. } | SnapshotCliError::NotConfigured { .. } => Some(Message::new("cloud.hint.config")),
+            SnapshotCliError::BadTag { .. } => None,
+            SnapshotCliError::NeedsYes => Some(Message::new("snapshot.hint.needs_yes")),
+        }
+    }
+}
+
+/// Runs a `snapshot` subcommand.
+pub async fn run(command: SnapshotCommand, context: &Context) -> anyhow::Result<Exit> {
+    match command {
+        SnapshotCommand::Create(args) => create(&args, context).await,
+        SnapshotCommand::List(args) => list(&args, context).await,
+        SnapshotCommand::Rollback(args) => rollback(&args, context).await,
+        SnapshotCommand::Delete(args) => delete(&args, context).await,
+    }
+}
+
+fn config_path(args: &DiskArgs) -> Option<PathBuf> {
+    if let Some(path) = &args.config {
+        return Some(path.clone());
+    }
+    ["caasctl.toml", "/etc/caasctl/caasctl.toml"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+fn load_config(args: &DiskArgs) -> anyhow::Result<Option<(PathBuf, CloudConfig)>> {
+    match config_path(args) {
+        Some(path) => {
+            let config = config::load(&path)?;
+            Ok(Some((path, config)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Builds the provider chosen with `--provider` from the `[cloud]` section of caasctl.toml.
+fn provider(args: &DiskArgs) -> anyhow::Result<Box<dyn SnapshotProvider>> {
+    let loaded = load_config(args)?;
+    match args.provider {
+        ProviderChoice::Local => {
+            let qemu_img = loaded.as_ref().and_then(|(_, c)| c.local.as_ref()).and_then(|l| l.qemu_img.clone());
+            Ok(Box::new(qemu_img.map(LocalProvider::with_binary).unwrap_or_default()))
+        }
+        ProviderChoice::Openstack => {
+            let (path, config) = loaded.ok_or(SnapshotCliError::NoConfig { provider: "openstack" })?;
+            let section = config.openstack.ok_or(SnapshotCliError::NotConfigured { provider: "openstack", path })?;
+            let _ = section;
+            Err(caasctl_cloud::CloudError::Unsupported { provider: "openstack", operation: "snapshots" }.into())
+        }
+        ProviderChoice::Aliyun => {
+            let (path, config) = loaded.ok_or(SnapshotCliError::NoConfig { provider: "aliyun" })?;
+            let section = config.aliyun.ok_or(SnapshotCliError::NotConfigured { provider: "aliyun", path })?;
+            let _ = section;
+            Err(caasctl_cloud::CloudError::Unsupported { provider: "aliyun", operation: "snapshots" }.into())
+        }
+    }
+}
+
+fn wait_options(args: &WaitArgs) -> WaitOptions {
+    WaitOptions { timeout: Duration::from_secs(args.timeout), interval: Duration::from_secs_f64(args.poll_interval.max(0.01)) }
+}
+
+fn parse_tags(values: &[String]) -> Result<SnapshotTags, SnapshotCliError> {
+    let mut pairs = Vec::new();
+    for value in values {
+        match value.split_once('=') {
+            Some((key, tag)) if !key.is_empty() => pairs.push((key.to_owned(), tag.to_owned())),
+            _ => return Err(SnapshotCliError::BadTag { value: value.clone() }),
+        }
+    }
+    Ok(SnapshotTags { pairs })
+}
+
+async fn create(args: &CreateArgs, context: &Context) -> anyhow::Result<Exit> {
+    let provider = provider(&args.disk)?;
+    let request = CreateRequest { name: args.name.clone(), description: args.description.clone(), force: args.force, tags: parse_tags(&args.tags)? };
+    let wait = (!args.no_wait).then(|| wait_options(&args.wait));
+    let progress = crate::progress::reporter(context);
+    let snapshot = ops::create(provider.as_ref(), &args.disk.disk, &request, wait, progress.as_ref()).await?;
+    if context.json() {
+        print_json(&snapshot);
+    } else {
+        print_text(&format!(
+            "{}\n",
+            context.tr("snapshot.created", &[("name", &snapshot.name), ("id", &snapshot.id), ("disk", &args.disk.disk), ("status", &snapshot.raw_status)])
+        ));
+    }
+    Ok(Exit::Success)
+}
+
+async fn list(args: &DiskArgs, context: &Context) -> anyhow::Result<Exit> {
+    let provider = provider(args)?;
+    let listing = ops::list(provider.as_ref(), &args.disk).await?;
+    if context.json() {
+        print_json(&listing);
+        return Ok(Exit::Success);
+    }
+    print_text(&format!(
+        "{}\n",
+        context.tr(
+            "snapshot.list.disk",
+            &[("disk", &listing.disk.id), ("size", &human_bytes(listing.disk.size_bytes)), ("status", &listing.disk.raw_status)]
+        )
+    ));
+    print_text(&snapshot_table(&listing.snapshots, context));
+    Ok(Exit::Success)
+}
+
+fn snapshot_table(snapshots: &[Snapshot], context: &Context) -> String {
+    let t = |key| context.tr(key, &[]);
+    let mut table = Table::new(vec![t("snapshot.col.id"), t("snapshot.col.name"), t("snapshot.col.created"), t("snapshot.col.status"), t("snapshot.col.progress")]);
+    for snapshot in snapshots {
+        table.row(vec![
+            snapshot.id.clone(),
+            snapshot.name.clone(),
+            snapshot.created_at.clone().unwrap_or_else(|| "-".into()),
+            snapshot.raw_status.clone(),
+            snapshot.progress.map(|p| format!("{p}%")).unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    table.render()
+}
+
+/// The plan as printed with `-o json`.
+#[derive(serde::Serialize)]
+struct PlanOutput<'a> {
+    plan: &'a RollbackPlan,
+    steps: Vec<StepView>,
+    dry_run: bool,
+}
+
+/// One step rendered in the user's language, for JSON readers that show it.
+#[derive(serde::Serialize)]
+struct StepView {
+    what: String,
+    undo: String,
+}
+
+fn render_plan(plan: &RollbackPlan, context: &Context) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{}\n",
+        context.tr(
+            "snapshot.plan.title",
+            &[("provider", &plan.provider), ("disk", &plan.disk.id), ("snapshot", &plan.snapshot.name), ("id", &plan.snapshot.id)]
+        )
+    ));
+    if let Some(taken) = &plan.snapshot.created_at {
+        out.push_str(&format!("  {}\n", context.tr("snapshot.plan.taken", &[("time", taken)])));
+    }
+    if let Some(instance) = &plan.instance {
+        out.push_str(&format!("  {}\n", context.tr("snapshot.plan.instance", &[("instance", &instance.id), ("status", &instance.raw_status)])));
+    }
+    out.push_str(&format!("{}\n", context.tr("snapshot.plan.checks", &[])));
+    for key in &plan.checks {
+        out.push_str(&format!("  [ok] {}\n", Message::new(key).render(context.lang)));
+    }
+    out.push_str(&format!("{}\n", context.tr("snapshot.plan.steps", &[])));
+    let undo = context.tr("snapshot.plan.undo", &[]);
+    for (index, step) in plan.steps.iter().enumerate() {
+        out.push_str(&format!("{:>3}. {}\n", index + 1, step.describe().render(context.lang)));
+        out.push_str(&format!("     {undo}: {}\n", step.undo().render(context.lang)));
+    }
+    out
+}
+
+async fn rollback(args: &RollbackArgs, context: &Context) -> anyhow::Result<Exit> {
+    let provider = provider(&args.disk)?;
+    let request = RollbackRequest {
+        disk: args.disk.disk.clone(),
+        snapshot: args.name.clone(),
+        stop: args.stop,
+        instance: args.instance.clone(),
+        tags: parse_tags(&args.tags)?,
+    };
+    let plan = rollback::plan(provider.as_ref(), &request).await?;
+
+    if context.json() && args.dry_run {
+        let steps = plan.steps.iter().map(|s| StepView { what: s.describe().render(context.lang), undo: s.undo().render(context.lang) }).collect();
+        print_json(&PlanOutput { plan: &plan, steps, dry_run: true });
+        return Ok(Exit::Success);
+    }
+    if !context.json() {
+        print_text(&render_plan(&plan, context));
+    }
+    if args.dry_run {
+        print_text(&format!("{}\n", context.tr("snapshot.plan.dry_run", &[])));
+        return Ok(Exit::Success);
+    }
+    if !args.yes && !confirmed(context, "snapshot.plan.confirm")? {
+        eprintln!("{}", context.tr("snapshot.plan.aborted", &[]));
+        return Ok(Exit::Failure);
+    }
+
+    let progress = crate::progress::reporter(context);
+    let outcome = rollback::apply(provider.as_ref(), plan, wait_options(&args.wait), progress.as_ref()).await?;
+    if context.json() {
+        print_json(&outcome);
+    } else {
+        print_text(&format!(
+            "{}\n",
+            context.tr(
+                "snapshot.rollback.done",
+                &[("disk", &outcome.plan.disk.id), ("snapshot", &outcome.plan.snapshot.name), ("seconds", &format!("{:.1}", outcome.elapsed_seconds))]
+            )
+        ));
+        print_text(&format!("{}\n", context.tr("snapshot.rollback.undo", &[("name", &outcome.safety_copy.name), ("id", &outcome.safety_copy.id)])));
+    }
+    Ok(Exit::Success)
+}
+
+async fn delete(args: &DeleteArgs, context: &Context) -> anyhow::Result<Exit> {
+    let provider = provider(&args.disk)?;
+    if !args.yes {
+        eprintln!("{}", context.tr("snapshot.delete.about", &[("snapshot", &args.name), ("disk", &args.disk.disk)]));
+        if !confirmed(context, "snapshot.delete.confirm")? {
+            eprintln!("{}", context.tr("snapshot.plan.aborted", &[]));
+            return Ok(Exit::Failure);
+        }
+    }
+    let deleted = ops::delete(provider.as_ref(), &args.disk.disk, &args.name).await?;
+    if context.json() {
+        print_json(&serde_json::json!({ "deleted": deleted }));
+    } else {
+        print_text(&format!("{}\n", context.tr("snapshot.deleted", &[("name", &deleted.name), ("id", &deleted.id), ("disk", &args.disk.disk)])));
+    }
+    Ok(Exit::Success)
+}
+
+/// Asks at the terminal.
+///
+/// # Errors
+/// [`SnapshotCliError::NeedsYes`] when stdin is not a terminal.
+fn confirmed(context: &Context, prompt: &'static str) -> Result<bool, SnapshotCliError> {
+    if !context.stdin_tty {
+        return Err(SnapshotCliError::NeedsYes);
+    }
+    eprint!("{}", context.tr(prompt, &[]));
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return Ok(false);
+    }
+    let answer = answer.trim().to_lowercase();
+    Ok(answer == "y" || answer == "yes" || answer == "是")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_parse() {
+        let tags = parse_tags(&["caasctl:cluster=prod".into(), "role=".into()]).unwrap();
+        assert_eq!(tags.pairs, vec![("caasctl:cluster".into(), "prod".into()), ("role".into(), "".into())]);
+        assert!(parse_tags(&["novalue".into()]).is_err());
+        assert!(parse_tags(&["=x".into()]).is_err());
+    }
+}
