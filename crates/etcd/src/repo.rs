@@ -5,14 +5,20 @@
 //! the snapshot's hash was checked and the manifest was fsynced, so a listed backup is always
 //! whole. Directories are mode 0700 and files 0600, because a snapshot holds every Secret of the
 //! cluster.
+//!
+//! `etcd backups verify` leaves its result in `REPO/ID/verify.json`, which retention reads. Prune
+//! removes a backup by renaming it to `REPO/.deleting-ID` first, so that a removal cut short
+//! never leaves a partly deleted backup under its listed name.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use caasctl_core::{Localize, Message, Progress};
+use caasctl_core::{Localize, Message};
 
 use crate::health::MemberInfo;
+
+pub use crate::verify::{verify_backup, VerifyReport};
 
 /// Name of the manifest file in a backup directory.
 pub const MANIFEST: &str = "manifest.json";
@@ -20,6 +26,10 @@ pub const MANIFEST: &str = "manifest.json";
 pub const SNAPSHOT: &str = "snapshot.db";
 /// Prefix of a backup directory still being written.
 pub const INCOMPLETE_PREFIX: &str = ".incomplete-";
+/// Prefix of a backup directory being removed.
+pub const DELETING_PREFIX: &str = ".deleting-";
+/// Name of the last verification result in a backup directory.
+pub const VERIFY_RECORD: &str = "verify.json";
 
 /// A repository error.
 #[derive(Debug, thiserror::Error)]
@@ -166,12 +176,37 @@ pub struct BackupEntry {
     pub id: String,
     /// Directory of the backup.
     pub path: PathBuf,
-    /// `complete` or `incomplete`.
+    /// `complete`, `incomplete` (unfinished or unreadable) or `deleting` (removal cut short).
     pub state: &'static str,
     /// Manifest, for complete backups.
     pub manifest: Option<Manifest>,
     /// Why an entry is not usable.
     pub problem: Option<String>,
+    /// The last recorded verification, for complete backups that were verified.
+    pub verification: Option<VerifyRecord>,
+    /// Last modification of the directory.
+    #[serde(skip)]
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl BackupEntry {
+    /// Returns true for a complete backup whose last recorded verification failed.
+    pub fn failed_verification(&self) -> bool {
+        self.verification.as_ref().is_some_and(|v| !v.ok)
+    }
+}
+
+/// The result of the last `etcd backups verify` of a backup, `verify.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VerifyRecord {
+    /// When the check ran, RFC 3339.
+    pub checked_at: String,
+    /// True when every check passed.
+    pub ok: bool,
+    /// `full` when the plaintext was checked, `ciphertext` when only the stored bytes were.
+    pub scope: String,
+    /// Each failed check, in English.
+    pub problems: Vec<String>,
 }
 
 /// A local backup repository rooted at a directory.
@@ -245,26 +280,69 @@ impl LocalRepo {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
+            let modified = entry.metadata().and_then(|m| m.modified()).ok();
+            let leftover = |id: &str, state: &'static str, problem: &str| BackupEntry {
+                id: id.to_owned(),
+                path: entry.path(),
+                state,
+                manifest: None,
+                problem: Some(problem.to_owned()),
+                verification: None,
+                modified,
+            };
             if let Some(id) = name.strip_prefix(INCOMPLETE_PREFIX) {
-                entries.push(BackupEntry {
-                    id: id.to_owned(),
-                    path: entry.path(),
-                    state: "incomplete",
-                    manifest: None,
-                    problem: Some("interrupted before its hash was checked".to_owned()),
-                });
+                entries.push(leftover(id, "incomplete", "interrupted before its hash was checked"));
+                continue;
+            }
+            if let Some(id) = name.strip_prefix(DELETING_PREFIX) {
+                entries.push(leftover(id, "deleting", "removal was interrupted"));
                 continue;
             }
             if name.starts_with('.') {
                 continue;
             }
             match read_manifest(&entry.path()) {
-                Ok(manifest) => entries.push(BackupEntry { id: name, path: entry.path(), state: "complete", manifest: Some(manifest), problem: None }),
-                Err(error) => entries.push(BackupEntry { id: name, path: entry.path(), state: "incomplete", manifest: None, problem: Some(error.to_string()) }),
+                Ok(manifest) => entries.push(BackupEntry {
+                    id: name,
+                    path: entry.path(),
+                    state: "complete",
+                    manifest: Some(manifest),
+                    problem: None,
+                    verification: read_verify_record(&entry.path()),
+                    modified,
+                }),
+                Err(error) => entries.push(leftover(&name, "incomplete", &error.to_string())),
             }
         }
         entries.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(entries)
+    }
+
+    /// Records the result of a verification in the backup directory `dir`.
+    ///
+    /// # Errors
+    /// [`RepoError::Io`].
+    pub fn record_verification(&self, dir: &Path, record: &VerifyRecord) -> Result<(), RepoError> {
+        let json = serde_json::to_vec_pretty(record).expect("record serialises");
+        write_file_atomic(&dir.join(VERIFY_RECORD), &json)
+    }
+
+    /// Removes a backup or leftover directory: renamed to `.deleting-ID` first, then deleted.
+    ///
+    /// # Errors
+    /// [`RepoError::Io`]; a failure after the rename leaves a `.deleting-ID` directory that the
+    /// next prune removes.
+    pub fn remove(&self, entry: &BackupEntry) -> Result<(), RepoError> {
+        let doomed = self.root.join(format!("{DELETING_PREFIX}{}", entry.id));
+        if entry.path != doomed {
+            if doomed.exists() {
+                fs::remove_dir_all(&doomed).map_err(io("remove", &doomed))?;
+            }
+            fs::rename(&entry.path, &doomed).map_err(io("rename", &entry.path))?;
+            sync_dir(&self.root)?;
+        }
+        fs::remove_dir_all(&doomed).map_err(io("remove", &doomed))?;
+        sync_dir(&self.root)
     }
 
     /// Finds a complete backup by ID; `latest` names the newest one.
@@ -296,6 +374,12 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, RepoError> {
     let path = dir.join(MANIFEST);
     let bytes = fs::read(&path).map_err(io("read", &path))?;
     serde_json::from_slice(&bytes).map_err(|e| RepoError::BadManifest { path, reason: e.to_string() })
+}
+
+/// Reads `DIR/verify.json`; `None` when the backup was never verified or the record is unreadable.
+pub fn read_verify_record(dir: &Path) -> Option<VerifyRecord> {
+    let bytes = fs::read(dir.join(VERIFY_RECORD)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Writes `bytes` to `path` through `path.part`, with mode 0600, fsync and rename.
@@ -333,65 +417,3 @@ pub fn sync_dir(path: &Path) -> Result<(), RepoError> {
     fs::File::open(path).and_then(|d| d.sync_all()).map_err(io("fsync", path))
 }
 
-/// Result of re-verifying one backup.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct VerifyReport {
-    /// Backup ID.
-    pub id: String,
-    /// True when every check passed.
-    pub ok: bool,
-    /// Each failed check, in English.
-    pub problems: Vec<String>,
-    /// Bytes read.
-    pub bytes: u64,
-    #[serde(skip)]
-    /// Localisable form of each problem.
-    pub messages: Vec<Message>,
-}
-
-/// Re-reads every byte of a backup: the snapshot's SHA-256 against the manifest, etcd's appended
-/// hash against the database bytes, and each config archive against its recorded hash.
-pub fn verify_backup(dir: &Path, manifest: &Manifest, progress: &dyn Progress) -> VerifyReport {
-    let mut report = VerifyReport { id: manifest.id.clone(), ok: true, problems: Vec::new(), bytes: 0, messages: Vec::new() };
-    let fail = |report: &mut VerifyReport, message: Message| {
-        report.ok = false;
-        report.problems.push(message.render(caasctl_core::Lang::En));
-        report.messages.push(message);
-    };
-
-    let snapshot_path = dir.join(&manifest.snapshot.file);
-    match crate::snapshot::hash_file(&snapshot_path, progress) {
-        Err(error) => fail(&mut report, Message::new("repo.verify.unreadable").arg("file", &manifest.snapshot.file).arg("reason", error)),
-        Ok(digest) => {
-            report.bytes += digest.size;
-            if digest.size != manifest.snapshot.size {
-                fail(
-                    &mut report,
-                    Message::new("repo.verify.size").arg("file", &manifest.snapshot.file).arg("expected", manifest.snapshot.size).arg("actual", digest.size),
-                );
-            }
-            if digest.file_sha256 != manifest.snapshot.sha256 {
-                fail(
-                    &mut report,
-                    Message::new("repo.verify.sha256").arg("file", &manifest.snapshot.file).arg("expected", &manifest.snapshot.sha256).arg("actual", &digest.file_sha256),
-                );
-            }
-            if !digest.appended_hash_matches() {
-                fail(&mut report, Message::new("repo.verify.appended").arg("file", &manifest.snapshot.file));
-            }
-        }
-    }
-
-    for archive in &manifest.config_archives {
-        match crate::config_archive::sha256_file(&dir.join(&archive.file)) {
-            Err(error) => fail(&mut report, Message::new("repo.verify.unreadable").arg("file", &archive.file).arg("reason", error)),
-            Ok((size, sha256)) => {
-                report.bytes += size;
-                if sha256 != archive.sha256 {
-                    fail(&mut report, Message::new("repo.verify.sha256").arg("file", &archive.file).arg("expected", &archive.sha256).arg("actual", sha256));
-                }
-            }
-        }
-    }
-    report
-}

@@ -1,6 +1,8 @@
-//! `caasctl etcd backups list` and `verify`.
+//! `caasctl etcd backups list` and `verify`; verify records each result beside the manifest, where
+//! `prune` reads it.
 
-use caasctl_etcd::repo::{verify_backup, LocalRepo, VerifyReport};
+use caasctl_core::timefmt;
+use caasctl_etcd::repo::{verify_backup, LocalRepo, VerifyRecord, VerifyReport};
 
 use crate::args::{RepoArgs, VerifyArgs};
 use crate::context::Context;
@@ -53,7 +55,15 @@ pub fn verify(args: &VerifyArgs, context: &Context) -> anyhow::Result<Exit> {
     }
 
     let progress = crate::progress::reporter(context);
-    let reports: Vec<VerifyReport> = targets.iter().map(|(path, manifest)| verify_backup(path, manifest, progress.as_ref())).collect();
+    let mut reports: Vec<VerifyReport> = Vec::new();
+    for (path, manifest) in &targets {
+        let report = verify_backup(path, manifest, progress.as_ref());
+        let record = VerifyRecord { checked_at: timefmt::rfc3339(timefmt::now()), ok: report.ok, scope: "full".to_owned(), problems: report.problems.clone() };
+        if let Err(error) = repo.record_verification(path, &record) {
+            tracing::warn!(id = %report.id, error = %error, "failed to record the verification result");
+        }
+        reports.push(report);
+    }
     if context.json() {
         print_json(&reports);
     } else {

@@ -4,6 +4,7 @@ mod doctor;
 mod endpoints;
 mod etcd_backup;
 mod etcd_backups;
+pub(crate) mod etcd_prune;
 mod etcd_health;
 mod etcd_members;
 pub(crate) mod etcd_restore;
@@ -23,6 +24,7 @@ pub async fn run(command: Command, context: &Context) -> anyhow::Result<Exit> {
         Command::Etcd(EtcdCommand::Backup(args)) => etcd_backup::run(&args, context).await,
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::List(args))) => etcd_backups::list(&args, context),
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::Verify(args))) => etcd_backups::verify(&args, context),
+        Command::Etcd(EtcdCommand::Backups(BackupsCommand::Prune(args))) => etcd_prune::run(&args, context),
         Command::Doctor(args) => doctor::run(&args, context).await,
         Command::Snapshot(command) => snapshot::run(command, context).await,
         Command::Etcd(EtcdCommand::Restore(args)) => etcd_restore::run(&args, context).await,
