@@ -7,7 +7,10 @@
 
 pub mod certs;
 pub mod etcd;
+pub mod fault_proxy;
 pub mod ports;
+pub mod registry;
+pub mod token_server;
 
 pub use certs::TestPki;
 pub use etcd::{EtcdCluster, EtcdVersion};
