@@ -30,16 +30,19 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 
 measure() {
     local label=$1 total_keys=$2
-    local i ours=() theirs=() ours_rss=0 theirs_rss=0 out
+    local i ours=() theirs=() ours_rss=0 theirs_rss=0 seconds rss
     for i in $(seq 1 "$runs"); do
         rm -f "$work/etcdctl.db"
-        out=$( { /usr/bin/time -f '%e %M' env ETCDCTL_API=3 etcdctl --endpoints="$follower" "${tls[@]}" \
-            snapshot save "$work/etcdctl.db" >/dev/null 2>&1; } 2>&1 | tail -n1)
-        theirs+=("${out% *}"); theirs_rss=$(( ${out#* } > theirs_rss ? ${out#* } : theirs_rss ))
+        /usr/bin/time -f '%e %M' -o "$work/time.txt" env ETCDCTL_API=3 etcdctl --endpoints="$follower" "${tls[@]}" \
+            snapshot save "$work/etcdctl.db" >/dev/null 2>&1
+        read -r seconds rss < "$work/time.txt"
+        theirs+=("$seconds"); theirs_rss=$(( rss > theirs_rss ? rss : theirs_rss ))
+
         rm -rf "$work/repo"
-        out=$( { /usr/bin/time -f '%e %M' "$caasctl" --no-progress -q etcd backup --endpoints "$etcd_endpoints" \
-            "${tls[@]}" --repo "$work/repo" --config-dir "$etcd_pki" >/dev/null; } 2>&1 | tail -n1)
-        ours+=("${out% *}"); ours_rss=$(( ${out#* } > ours_rss ? ${out#* } : ours_rss ))
+        /usr/bin/time -f '%e %M' -o "$work/time.txt" "$caasctl" --no-progress -q etcd backup \
+            --endpoints "$etcd_endpoints" "${tls[@]}" --repo "$work/repo" --config-dir "$etcd_pki" >/dev/null
+        read -r seconds rss < "$work/time.txt"
+        ours+=("$seconds"); ours_rss=$(( rss > ours_rss ? rss : ours_rss ))
         echo "  run $i: etcdctl ${theirs[-1]} s, caasctl ${ours[-1]} s"
     done
     local size mt mo
