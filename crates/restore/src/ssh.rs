@@ -46,7 +46,9 @@ impl SshExecutor {
 
     /// Returns the `ssh` arguments before the remote command.
     pub fn ssh_args(&self) -> Vec<String> {
-        let mut args = vec!["-o".to_owned(), "BatchMode=yes".to_owned()];
+        // LogLevel=ERROR keeps notices such as "Permanently added ... to known hosts" out of the
+        // remote command's stderr, which steps read.
+        let mut args = vec!["-o".to_owned(), "BatchMode=yes".to_owned(), "-o".to_owned(), "LogLevel=ERROR".to_owned()];
         if self.target.control_master {
             args.extend([
                 "-o".to_owned(),
@@ -105,7 +107,7 @@ mod tests {
             options: vec!["-i".into(), "/k".into()],
             control_master: false,
         });
-        assert_eq!(executor.ssh_args(), ["-o", "BatchMode=yes", "-p", "2222", "-i", "/k", "--", "root@10.0.0.1"]);
+        assert_eq!(executor.ssh_args(), ["-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-p", "2222", "-i", "/k", "--", "root@10.0.0.1"]);
         assert_eq!(executor.host(), "ssh:root@10.0.0.1:2222");
     }
 }

@@ -9,6 +9,8 @@ pub mod certs;
 pub mod etcd;
 pub mod fault_proxy;
 pub mod ports;
+pub mod scripted;
+pub mod sshd;
 pub mod registry;
 pub mod token_server;
 
