@@ -36,3 +36,7 @@ done
 echo "etcd 3.4: $(/usr/bin/etcd --version | head -n1)"
 echo "etcd 3.5: $("$tools/bin/etcd-3.5" --version | head -n1)"
 echo "tools in $tools/bin"
+
+# kube-apiserver, controller-manager, scheduler and kubemark for the Kubernetes control-plane tests;
+# built once from Debian's source package (about 20 minutes on 2 cores), then cached.
+bash "$here/scripts/build-kube.sh"
