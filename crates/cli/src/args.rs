@@ -66,6 +66,10 @@ pub enum Command {
     #[command(subcommand)]
     Snapshot(crate::commands::snapshot::args::SnapshotCommand),
 
+    /// Mirror component images into the local registry and roll them out node by node.
+    #[command(subcommand)]
+    Image(crate::commands::image::ImageCommand),
+
     /// VM disk snapshots: create, list, roll back, delete (local qcow2, OpenStack, Alibaba Cloud ECS).
     #[command(subcommand)]
     Snapshot(crate::commands::snapshot::args::SnapshotCommand),

@@ -16,6 +16,7 @@ pub mod retry;
 pub mod rollout;
 pub mod sync;
 
+pub use bytes::Bytes;
 pub use client::{ClientOptions, RegistryClient, Registries};
 pub use copy::{CopyOptions, CopyReport};
 pub use error::RegistryError;

@@ -2,7 +2,7 @@
 //! manifest list and OCI image index.
 //!
 //! A manifest is kept as the exact bytes the registry served, because its digest is the SHA-256 of
-//! those bytes: re-serialising the parsed JSON could reorder keys or change whitespace and so
+//! those bytes. Re-serialising the parsed JSON could reorder keys or change whitespace, and so
 //! change the digest that nodes and deployments refer to. The parsed form is only read to find the
 //! blobs and child manifests that must be copied first.
 
@@ -69,7 +69,7 @@ pub struct Descriptor {
     pub platform: Option<Platform>,
 }
 
-/// What a manifest refers to.
+/// Content a manifest refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestKind {
     /// An image for one platform: its config blob and layer blobs.
@@ -124,7 +124,7 @@ impl Manifest {
         let bad = |reason: String| RegistryError::BadManifest { reference: reference.to_owned(), reason };
         let raw: RawManifest = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
         let header_type = content_type.map(|t| t.split(';').next().unwrap_or(t).trim().to_owned());
-        // The header is authoritative for what the registry stored; an OCI manifest may omit its
+        // The header is authoritative for what the registry stored. An OCI manifest may omit its
         // mediaType field, so the shape decides when neither names a known type.
         let media_type = [header_type.as_deref(), raw.media_type.as_deref()]
             .into_iter()

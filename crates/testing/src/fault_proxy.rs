@@ -1,4 +1,4 @@
-//! An HTTP proxy for tests that sits in front of a real server and injects faults: it answers
+//! An HTTP proxy for tests that sits in front of a real server and injects faults. It responds to
 //! chosen requests itself with a status such as `429 Too Many Requests` (with `Retry-After`)
 //! instead of forwarding them, and forwards everything else unchanged.
 //!
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::ports::free_port;
 
-/// Which requests get a fault, and which.
+/// A fault rule: the requests it matches and the response sent in their place.
 #[derive(Debug, Clone)]
 pub struct Fault {
     /// HTTP method to match, such as `GET`.
@@ -23,7 +23,7 @@ pub struct Fault {
     pub path_contains: String,
     /// How many matching requests get the fault; later ones are forwarded.
     pub times: usize,
-    /// Status line to answer with, such as `429 Too Many Requests`.
+    /// Status line of the response, such as `429 Too Many Requests`.
     pub status: String,
     /// `Retry-After` header value, when set.
     pub retry_after: Option<String>,

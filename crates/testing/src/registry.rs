@@ -46,10 +46,10 @@ impl Registry {
         Registry::binary().exists()
     }
 
-    /// Starts a registry without authentication and waits until it answers.
+    /// Starts a registry without authentication and waits until it responds.
     ///
     /// # Panics
-    /// When it does not answer within 20 seconds; its log is printed.
+    /// When it does not respond within 20 seconds. The panic message contains its log.
     pub fn start() -> Registry {
         Registry::start_with(None)
     }
@@ -102,10 +102,10 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        panic!("registry on {} did not answer within 20 s; log:\n{text}", self.host);
+        panic!("registry on {} did not respond within 20 s; log:\n{text}", self.host);
     }
 
-    /// Sends a request without body and returns the HTTP status, `None` when nothing answers.
+    /// Sends a request without body and returns the HTTP status, `None` when nothing responds.
     pub fn status(&self, method: &str, path: &str) -> Option<u16> {
         let mut stream = TcpStream::connect(&self.host).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

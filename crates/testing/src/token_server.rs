@@ -1,6 +1,6 @@
 //! A token server for registry tests, in process: the endpoint a registry configured with
 //! `auth: token:` sends clients to. It issues ES256 JSON Web Tokens signed by a key whose
-//! certificate (issued by a test CA) travels in the `x5c` header; the registry trusts the CA
+//! certificate (issued by a test CA) travels in the `x5c` header. The registry trusts that CA
 //! through its `rootcertbundle`.
 //!
 //! It implements the Docker token protocol as far as the registry and clients use it:

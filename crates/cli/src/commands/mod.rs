@@ -7,6 +7,7 @@ mod etcd_backups;
 pub(crate) mod etcd_prune;
 mod etcd_health;
 mod etcd_members;
+pub(crate) mod image;
 pub(crate) mod etcd_restore;
 pub(crate) mod ops;
 mod kube_health;
@@ -26,6 +27,7 @@ pub async fn run(command: Command, context: &Context) -> anyhow::Result<Exit> {
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::Verify(args))) => etcd_backups::verify(&args, context),
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::Prune(args))) => etcd_prune::run(&args, context),
         Command::Doctor(args) => doctor::run(&args, context).await,
+        Command::Image(command) => image::run(command, context).await,
         Command::Snapshot(command) => snapshot::run(command, context).await,
         Command::Etcd(EtcdCommand::Restore(args)) => etcd_restore::run(&args, context).await,
         Command::Ops(command) => ops::run(&command, context).await,

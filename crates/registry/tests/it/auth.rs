@@ -52,7 +52,7 @@ async fn token_auth_copy_and_denial() {
     assert!(tokens.issued.load(Ordering::SeqCst) >= 1);
     let stored = authorized.client(&secured.host).head_manifest("99cloud/console", "v3.11").await.unwrap();
     assert_eq!(stored.as_deref(), Some(image.digest.as_str()));
-    // Tokens are cached per scope, so a second, no-op run asks for few new ones.
+    // Tokens are cached per scope, so a second, no-op run requests at most one new token.
     let before = tokens.issued.load(Ordering::SeqCst);
     let (again, _) = copier.copy(&from, &to, Arc::new(NoProgress)).await;
     assert_eq!(again.status, CopyStatus::UpToDate);

@@ -1,4 +1,4 @@
-//! Transient failures: a proxy in front of a real registry answers 429 with `Retry-After`, and
+//! Transient failures: a proxy in front of a real registry responds with 429 with `Retry-After`, and
 //! the copy still finishes with the right digest.
 
 use std::sync::atomic::Ordering;
