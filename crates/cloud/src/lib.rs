@@ -8,8 +8,10 @@
 //! operations report progress and end at a timeout ([`wait`]).
 #![deny(missing_docs)]
 
+pub mod aliyun;
 pub mod config;
 pub mod error;
+pub mod openstack;
 pub mod local;
 pub mod model;
 pub mod ops;

@@ -7,6 +7,8 @@
 
 pub mod certs;
 pub mod etcd;
+pub mod fake_ecs;
+pub mod fake_openstack;
 pub mod fault_proxy;
 pub mod ports;
 pub mod scripted;
