@@ -73,6 +73,14 @@ pub enum Command {
     /// VM disk snapshots: create, list, roll back, delete (local qcow2, OpenStack, Alibaba Cloud ECS).
     #[command(subcommand)]
     Snapshot(crate::commands::snapshot::args::SnapshotCommand),
+
+    /// Read the Ansible inventory as ansible does.
+    #[command(subcommand)]
+    Inventory(crate::commands::inventory::InventoryCommand),
+
+    /// Add nodes, masters and etcd hosts through openshift-ansible's scale-up playbooks.
+    #[command(subcommand)]
+    Node(crate::commands::node::NodeCommand),
 }
 
 /// etcd commands.

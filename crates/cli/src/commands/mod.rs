@@ -12,6 +12,8 @@ pub(crate) mod etcd_restore;
 pub(crate) mod ops;
 mod kube_health;
 pub mod snapshot;
+pub(crate) mod inventory;
+pub(crate) mod node;
 
 use crate::args::{BackupsCommand, Command, EtcdCommand};
 use crate::context::Context;
@@ -28,6 +30,8 @@ pub async fn run(command: Command, context: &Context) -> anyhow::Result<Exit> {
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::Prune(args))) => etcd_prune::run(&args, context),
         Command::Doctor(args) => doctor::run(&args, context).await,
         Command::Image(command) => image::run(command, context).await,
+        Command::Inventory(command) => inventory::run(&command, context),
+        Command::Node(command) => node::run(&command, context).await,
         Command::Snapshot(command) => snapshot::run(command, context).await,
         Command::Etcd(EtcdCommand::Restore(args)) => etcd_restore::run(&args, context).await,
         Command::Ops(command) => ops::run(&command, context).await,

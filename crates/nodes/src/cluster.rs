@@ -1,0 +1,167 @@
+//! The Kubernetes side of a scale-up: new nodes Ready, and the fluentd label where logging runs.
+//!
+//! [`NodeApi`] is the small surface the scale-up needs, so that the waiting and labelling logic
+//! can be tested without a cluster; [`KubeNodes`] implements it with `kube`.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::Api;
+
+use crate::error::NodeError;
+
+/// Label that lets OpenShift 3.11's logging DaemonSet schedule fluentd on a node.
+pub const FLUENTD_LABEL: &str = "logging-infra-fluentd";
+
+/// What a scale-up asks of the Kubernetes API.
+pub trait NodeApi {
+    /// Returns `None` when the node does not exist, else whether its `Ready` condition is `True`.
+    fn node_ready(&self, name: &str) -> impl Future<Output = Result<Option<bool>, NodeError>> + Send;
+
+    /// Sets one label on a node.
+    fn label_node(&self, name: &str, key: &str, value: &str) -> impl Future<Output = Result<(), NodeError>> + Send;
+
+    /// Returns true when cluster logging (EFK) is deployed.
+    fn logging_deployed(&self) -> impl Future<Output = Result<bool, NodeError>> + Send;
+}
+
+/// Polls every `interval` until all `names` are Ready or `timeout` passes.
+///
+/// # Errors
+/// [`NodeError::NotReady`] naming the nodes still missing or not Ready at the timeout; API errors
+/// as they come.
+pub async fn wait_ready<A: NodeApi>(api: &A, names: &[String], timeout: Duration, interval: Duration) -> Result<(), NodeError> {
+    let _span = tracing::info_span!("node.wait_ready", nodes = names.len()).entered();
+    let started = Instant::now();
+    loop {
+        let mut waiting = Vec::new();
+        for name in names {
+            if api.node_ready(name).await? != Some(true) {
+                waiting.push(name.clone());
+            }
+        }
+        if waiting.is_empty() {
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "nodes ready");
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            return Err(NodeError::NotReady { nodes: waiting, seconds: timeout.as_secs() });
+        }
+        tracing::debug!(waiting = ?waiting, "nodes not ready yet");
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// [`NodeApi`] over a real API server.
+#[derive(Clone)]
+pub struct KubeNodes {
+    client: kube::Client,
+}
+
+impl KubeNodes {
+    /// Connects with the current context of the kubeconfig at `path`.
+    ///
+    /// # Errors
+    /// [`NodeError::KubeConfig`] when the file cannot be read or names no usable cluster.
+    pub async fn from_kubeconfig(path: &Path) -> Result<KubeNodes, NodeError> {
+        let config_error = |reason: String| NodeError::KubeConfig { path: path.to_owned(), reason };
+        let raw = Kubeconfig::read_from(path).map_err(|e| config_error(e.to_string()))?;
+        let config = kube::Config::from_custom_kubeconfig(raw, &KubeConfigOptions::default()).await.map_err(|e| config_error(e.to_string()))?;
+        let client = kube::Client::try_from(config).map_err(|e| config_error(e.to_string()))?;
+        Ok(KubeNodes { client })
+    }
+}
+
+impl NodeApi for KubeNodes {
+    async fn node_ready(&self, name: &str) -> Result<Option<bool>, NodeError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let node = nodes.get_opt(name).await.map_err(|source| NodeError::Kube { action: format!("get node {name}"), source })?;
+        Ok(node.map(|node| {
+            node.status
+                .and_then(|status| status.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|condition| condition.type_ == "Ready" && condition.status == "True")
+        }))
+    }
+
+    async fn label_node(&self, name: &str, key: &str, value: &str) -> Result<(), NodeError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let patch = serde_json::json!({ "metadata": { "labels": { key: value } } });
+        nodes
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| NodeError::Kube { action: format!("label node {name}"), source })?;
+        Ok(())
+    }
+
+    async fn logging_deployed(&self) -> Result<bool, NodeError> {
+        // OpenShift 3.11 deploys fluentd as the DaemonSet logging-fluentd in openshift-logging
+        // and selects nodes by the label; either one shows that logging is there.
+        let daemonsets: Api<DaemonSet> = Api::namespaced(self.client.clone(), "openshift-logging");
+        let daemonset = daemonsets
+            .get_opt("logging-fluentd")
+            .await
+            .map_err(|source| NodeError::Kube { action: "look up DaemonSet openshift-logging/logging-fluentd".to_owned(), source })?;
+        if daemonset.is_some() {
+            return Ok(true);
+        }
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let labelled = nodes
+            .list_metadata(&ListParams::default().labels(&format!("{FLUENTD_LABEL}=true")).limit(1))
+            .await
+            .map_err(|source| NodeError::Kube { action: "list nodes with the fluentd label".to_owned(), source })?;
+        Ok(!labelled.items.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Nodes that turn Ready after a number of polls.
+    struct Slow {
+        polls: AtomicUsize,
+        ready_after: usize,
+    }
+
+    impl NodeApi for Slow {
+        async fn node_ready(&self, name: &str) -> Result<Option<bool>, NodeError> {
+            let polls = self.polls.fetch_add(1, Ordering::SeqCst);
+            if name == "missing" {
+                return Ok(None);
+            }
+            Ok(Some(polls >= self.ready_after))
+        }
+
+        async fn label_node(&self, _: &str, _: &str, _: &str) -> Result<(), NodeError> {
+            Ok(())
+        }
+
+        async fn logging_deployed(&self) -> Result<bool, NodeError> {
+            Ok(false)
+        }
+    }
+
+    #[tokio::test]
+    async fn wait_ready_polls_until_ready() {
+        let api = Slow { polls: AtomicUsize::new(0), ready_after: 3 };
+        wait_ready(&api, &["n1".to_owned()], Duration::from_secs(5), Duration::from_millis(1)).await.expect("ready");
+        assert!(api.polls.load(Ordering::SeqCst) >= 4);
+    }
+
+    #[tokio::test]
+    async fn wait_ready_times_out_naming_nodes() {
+        let api = Slow { polls: AtomicUsize::new(0), ready_after: 0 };
+        let error = wait_ready(&api, &["n1".to_owned(), "missing".to_owned()], Duration::from_millis(20), Duration::from_millis(5))
+            .await
+            .expect_err("times out");
+        assert!(matches!(error, NodeError::NotReady { ref nodes, .. } if nodes == &["missing".to_owned()]), "{error:?}");
+    }
+}
