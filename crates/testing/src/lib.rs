@@ -10,6 +10,7 @@ pub mod etcd;
 pub mod fake_ecs;
 pub mod fake_openstack;
 pub mod fault_proxy;
+pub mod kube;
 pub mod ports;
 pub mod scripted;
 pub mod sshd;
