@@ -114,14 +114,12 @@ fn provider(args: &DiskArgs) -> anyhow::Result<Box<dyn SnapshotProvider>> {
         ProviderChoice::Openstack => {
             let (path, config) = loaded.ok_or(SnapshotCliError::NoConfig { provider: "openstack" })?;
             let section = config.openstack.ok_or(SnapshotCliError::NotConfigured { provider: "openstack", path })?;
-            let _ = section;
-            Err(caasctl_cloud::CloudError::Unsupported { provider: "openstack", operation: "snapshots" }.into())
+            Ok(Box::new(caasctl_cloud::openstack::OpenstackProvider::new(&section)?))
         }
         ProviderChoice::Aliyun => {
             let (path, config) = loaded.ok_or(SnapshotCliError::NoConfig { provider: "aliyun" })?;
             let section = config.aliyun.ok_or(SnapshotCliError::NotConfigured { provider: "aliyun", path })?;
-            let _ = section;
-            Err(caasctl_cloud::CloudError::Unsupported { provider: "aliyun", operation: "snapshots" }.into())
+            Ok(Box::new(caasctl_cloud::aliyun::AliyunProvider::new(&section)?))
         }
     }
 }
