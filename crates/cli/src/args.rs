@@ -160,9 +160,11 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub endpoints: EndpointArgs,
 
-    /// Backup repository directory.
-    #[arg(long, value_name = "DIR", default_value = "./caasctl-backups", env = "CAASCTL_REPO")]
-    pub repo: PathBuf,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    #[command(flatten)]
+    pub encryption: crate::commands::repo_opts::EncryptArgs,
 
     /// Configuration directory to archive with the snapshot (default /etc/etcd when readable).
     #[arg(long, value_name = "DIR")]
@@ -190,13 +192,7 @@ pub enum BackupsCommand {
     Prune(crate::commands::etcd_prune::PruneArgs),
 }
 
-/// The repository.
-#[derive(Debug, Args)]
-pub struct RepoArgs {
-    /// Backup repository directory.
-    #[arg(long, value_name = "DIR", default_value = "./caasctl-backups", env = "CAASCTL_REPO")]
-    pub repo: PathBuf,
-}
+pub use crate::commands::repo_opts::RepoArgs;
 
 /// `etcd backups verify` options.
 #[derive(Debug, Args)]
@@ -206,6 +202,10 @@ pub struct VerifyArgs {
 
     /// Backup ID, or `latest`.
     pub id: Option<String>,
+
+    /// age identity file (AGE-SECRET-KEY-1...) to decrypt encrypted backups and check their plaintext.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 }
 
 /// `doctor` options.

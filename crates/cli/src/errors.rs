@@ -61,7 +61,7 @@ fn localized(error: &(dyn std::error::Error + 'static)) -> Option<(Message, Opti
             })*
         };
     }
-    try_type!(CliError, BackupError, EtcdError, TlsError, RepoError, caasctl_restore::RestoreError, caasctl_registry::RegistryError, caasctl_cloud::CloudError, crate::commands::snapshot::SnapshotCliError, caasctl_nodes::NodeError, caasctl_inventory::InventoryError);
+    try_type!(CliError, BackupError, EtcdError, TlsError, RepoError, caasctl_restore::RestoreError, caasctl_registry::RegistryError, caasctl_cloud::CloudError, crate::commands::snapshot::SnapshotCliError, caasctl_nodes::NodeError, caasctl_inventory::InventoryError, caasctl_etcd::blob::KeyError, crate::commands::repo_opts::OptionsError);
     None
 }
 
@@ -110,6 +110,9 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
             return Exit::Usage;
         }
         if cause.downcast_ref::<crate::commands::snapshot::SnapshotCliError>().is_some() {
+            return Exit::Usage;
+        }
+        if cause.downcast_ref::<crate::commands::repo_opts::OptionsError>().is_some() || cause.downcast_ref::<caasctl_etcd::blob::KeyError>().is_some() {
             return Exit::Usage;
         }
         if let Some(caasctl_cloud::CloudError::Config { .. } | caasctl_cloud::CloudError::Credential { .. }) = cause.downcast_ref::<caasctl_cloud::CloudError>() {

@@ -123,3 +123,85 @@ fn prune_keeps_by_rule_and_spares_failed_backups() {
     assert!(with_failed.status.success(), "{}", text(&with_failed.stderr));
     assert_eq!(ids(&list(repo, &[]), "complete"), vec![made[2].clone()]);
 }
+
+fn decrypt(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let decryptor = age::Decryptor::new(ciphertext).map_err(|e| e.to_string())?;
+    let mut reader = decryptor.decrypt(std::iter::once(identity as &dyn age::Identity)).map_err(|e| e.to_string())?;
+    let mut plain = Vec::new();
+    reader.read_to_end(&mut plain).map_err(|e| e.to_string())?;
+    Ok(plain)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let mut child = std::process::Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), bytes).unwrap();
+    let output = child.wait_with_output().unwrap();
+    text(&output.stdout).split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn encrypted_backup_needs_identity() {
+    use age::secrecy::ExposeSecret;
+    let Some(cluster) = start(300) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let identity_file = dir.path().join("key.txt");
+    std::fs::write(&identity_file, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+    let stranger = age::x25519::Identity::generate();
+    let stranger_file = dir.path().join("other.txt");
+    std::fs::write(&stranger_file, format!("{}\n", stranger.to_string().expose_secret())).unwrap();
+    let config = dir.path().join("etc-etcd");
+    std::fs::create_dir(&config).unwrap();
+    std::fs::write(config.join("etcd.conf"), "ETCD_NAME=m0\n").unwrap();
+
+    let output = caasctl()
+        .args(["-o", "json", "etcd", "backup", "--endpoints", &cluster.endpoints(), "--repo", repo, "--recipient", &recipient, "--config-dir"])
+        .arg(&config)
+        .args(cluster.tls_args())
+        .output()
+        .unwrap();
+    let id = backup_id(&output);
+    let manifest: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(manifest["encryption"]["scheme"], "age");
+    assert_eq!(manifest["encryption"]["recipients"][0], recipient.as_str());
+    let file = manifest["snapshot"]["file"].as_str().unwrap();
+    assert_eq!(file, "snapshot.db.age");
+
+    // The stored bytes are ciphertext: hashed as recorded, and useless without the identity.
+    let stored = std::fs::read(Path::new(repo).join(&id).join(file)).unwrap();
+    assert!(stored.starts_with(b"age-encryption.org/v1"), "an age file");
+    assert_eq!(sha256_hex(&stored), manifest["snapshot"]["ciphertext_sha256"].as_str().unwrap());
+    assert!(decrypt(&stranger, &stored).is_err(), "another identity cannot decrypt it");
+    let plain = decrypt(&identity, &stored).unwrap();
+    assert_eq!(sha256_hex(&plain), manifest["snapshot"]["sha256"].as_str().unwrap(), "the plaintext hash matches");
+    assert_eq!(plain.len() as u64, manifest["snapshot"]["size"].as_u64().unwrap());
+
+    let archive = &manifest["config_archives"][0];
+    let stored_archive = std::fs::read(Path::new(repo).join(&id).join(archive["file"].as_str().unwrap())).unwrap();
+    let plain_archive = decrypt(&identity, &stored_archive).unwrap();
+    assert_eq!(&plain_archive[..2], &[0x1f, 0x8b], "the archive is encrypted gzip");
+    assert_eq!(sha256_hex(&plain_archive), archive["sha256"].as_str().unwrap());
+
+    let without = caasctl().args(["--lang", "en", "etcd", "backups", "verify", "--repo", repo]).output().unwrap();
+    assert!(without.status.success(), "{}", text(&without.stdout));
+    assert!(text(&without.stdout).contains("only the encrypted bytes were checked"), "{}", text(&without.stdout));
+
+    let with = caasctl().args(["--lang", "en", "etcd", "backups", "verify", "--repo", repo, "--identity"]).arg(&identity_file).output().unwrap();
+    assert!(with.status.success(), "{} {}", text(&with.stdout), text(&with.stderr));
+    assert!(text(&with.stdout).contains("every hash matches"), "{}", text(&with.stdout));
+
+    let wrong = caasctl().args(["--lang", "en", "etcd", "backups", "verify", "--repo", repo, "--identity"]).arg(&stranger_file).output().unwrap();
+    assert_eq!(wrong.status.code(), Some(1), "a wrong identity fails verification: {}", text(&wrong.stdout));
+
+    let no_key = caasctl()
+        .args(["--lang", "en", "etcd", "backup", "--no-config", "--encrypt", "--endpoints", &cluster.endpoints(), "--repo", repo])
+        .args(cluster.tls_args())
+        .output()
+        .unwrap();
+    assert_eq!(no_key.status.code(), Some(2), "--encrypt without a recipient is a usage error");
+    assert!(text(&no_key.stderr).contains("no recipient"), "{}", text(&no_key.stderr));
+}

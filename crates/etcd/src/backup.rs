@@ -1,6 +1,8 @@
 //! `etcd backup`: health first, then a snapshot streamed from a healthy member (followers before
 //! the leader, the next member when a stream breaks), the configuration directories archived, and
 //! the manifest written last, so that the backup appears in the repository only when whole.
+//! With recipients, the snapshot and the archives are encrypted with age on their way to the
+//! repository, after the plaintext was hashed.
 
 use std::path::{Path, PathBuf};
 
@@ -8,12 +10,13 @@ use caasctl_core::{timefmt, Localize, Message, Progress};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::client::{MemberClient, Timeouts};
-use crate::config_archive::write_archive;
+use crate::blob::{parse_recipients, FileSink, KeyError, StoredWriter, AGE_SCHEME, AGE_SUFFIX};
+use crate::config_archive::archive_bytes;
 use crate::endpoints::ClusterAccess;
 use crate::error::EtcdError;
 use crate::health::{check_all, members, EndpointHealth};
 use crate::repo::{part_path, ConfigArchive, LocalRepo, Manifest, RepoError, SnapshotFile, SourceMember, SNAPSHOT};
-use crate::snapshot::{stream_to_file, StreamOptions};
+use crate::snapshot::{stream_to_sink, StreamOptions};
 use crate::tls::TlsMaterial;
 
 /// A configuration directory to archive with the snapshot.
@@ -38,6 +41,8 @@ pub struct BackupRequest {
     pub timeouts: Timeouts,
     /// Snapshot stream options.
     pub stream: StreamOptions,
+    /// age X25519 public keys (`age1...`) to encrypt the files to; plain files when empty.
+    pub recipients: Vec<String>,
 }
 
 /// A member that was tried and failed.
@@ -80,6 +85,9 @@ pub enum BackupError {
         #[source]
         source: std::io::Error,
     },
+    /// An encryption recipient is invalid.
+    #[error(transparent)]
+    Key(#[from] KeyError),
     /// No endpoint was healthy.
     #[error("no healthy etcd member to take a snapshot from")]
     NoHealthyMember {
@@ -94,6 +102,7 @@ impl Localize for BackupError {
             BackupError::Etcd(inner) => inner.message(),
             BackupError::Repo(inner) => inner.message(),
             BackupError::Config { dir, source } => Message::new("backup.error.config").arg("dir", dir.display()).arg("reason", source),
+            BackupError::Key(inner) => inner.message(),
             BackupError::NoHealthyMember { .. } => EtcdError::NoHealthyMember.message(),
         }
     }
@@ -103,6 +112,7 @@ impl Localize for BackupError {
             BackupError::Etcd(inner) => inner.hint(),
             BackupError::Repo(inner) => inner.hint(),
             BackupError::Config { .. } => Some(Message::new("backup.hint.config")),
+            BackupError::Key(inner) => inner.hint(),
             BackupError::NoHealthyMember { .. } => EtcdError::NoHealthyMember.hint(),
         }
     }
@@ -130,6 +140,7 @@ pub async fn run_backup(request: &BackupRequest, progress: &dyn Progress) -> Res
     async move {
         let started = timefmt::now();
         let tls = TlsMaterial::load(&request.access.tls).map_err(EtcdError::from)?;
+        let recipients = parse_recipients(&request.recipients)?;
         let repo = LocalRepo::open(&request.repo)?;
 
         let checked = check_all(&request.access.endpoints, &tls, request.timeouts).await;
@@ -141,7 +152,7 @@ pub async fn run_backup(request: &BackupRequest, progress: &dyn Progress) -> Res
 
         let (id, work) = repo.begin(&format!("etcd-{}", timefmt::compact(started)))?;
         info!(id = %id, "backup started");
-        let result = write_backup(request, &id, &work, &candidates, progress).await;
+        let result = write_backup(request, &recipients, &id, &work, &candidates, progress).await;
         let (snapshot, source, revision, key_count, failed_attempts, config_archives) = match result {
             Ok(parts) => parts,
             Err(error) => {
@@ -171,7 +182,8 @@ pub async fn run_backup(request: &BackupRequest, progress: &dyn Progress) -> Res
             started_at: timefmt::rfc3339(started),
             finished_at: timefmt::rfc3339(timefmt::now()),
             config_archives,
-            encryption: None,
+            encryption: (!request.recipients.is_empty())
+                .then(|| serde_json::json!({ "scheme": AGE_SCHEME, "recipients": request.recipients })),
         };
         let path = match repo.commit(&work, &manifest) {
             Ok(path) => path,
@@ -191,12 +203,15 @@ type BackupParts = (SnapshotFile, SourceMember, i64, i64, Vec<FailedAttempt>, Ve
 
 async fn write_backup(
     request: &BackupRequest,
+    recipients: &[age::x25519::Recipient],
     id: &str,
     work: &Path,
     candidates: &[(EndpointHealth, MemberClient)],
     progress: &dyn Progress,
 ) -> Result<BackupParts, BackupError> {
-    let target = work.join(SNAPSHOT);
+    let suffix = if recipients.is_empty() { "" } else { AGE_SUFFIX };
+    let snapshot_file = format!("{SNAPSHOT}{suffix}");
+    let target = work.join(&snapshot_file);
     let part = part_path(&target);
     let mut failed_attempts = Vec::new();
     let mut saved = None;
@@ -207,7 +222,12 @@ async fn write_backup(
         // between this read and the snapshot make the manifest lag the snapshot by those writes.
         let counted = client.revision_and_count().await;
         let streamed = match counted {
-            Ok(counts) => stream_to_file(client, &part, progress, request.stream).await.map(|digest| (counts, digest)),
+            Ok(counts) => match FileSink::create(&part) {
+                Ok(sink) => stream_to_sink(client, Box::new(sink), recipients, &part.display().to_string(), progress, request.stream)
+                    .await
+                    .map(|digest| (counts, digest)),
+                Err(source) => Err(EtcdError::WriteFile { path: part.clone(), source }),
+            },
             Err(error) => Err(error),
         };
         match streamed {
@@ -225,7 +245,7 @@ async fn write_backup(
             }
         }
     }
-    let Some((health, revision, key_count, digest)) = saved else {
+    let Some((health, revision, key_count, (digest, stored))) = saved else {
         let _ = std::fs::remove_file(&part);
         return Err(EtcdError::AllSnapshotsFailed { attempts: failed_attempts.len() }.into());
     };
@@ -236,16 +256,41 @@ async fn write_backup(
         crate::repo::create_private_dir(&work.join("config"))?;
     }
     for config in &request.config {
-        let file = format!("config/{}.tar.gz", sanitize(&config.member));
+        let file = format!("config/{}.tar.gz{suffix}", sanitize(&config.member));
         let target = work.join(&file);
         let part = part_path(&target);
-        let (size, sha256) = write_archive(&config.dir, &part).map_err(|source| BackupError::Config { dir: config.dir.clone(), source })?;
+        let (bytes, sha256) = archive_bytes(&config.dir).map_err(|source| BackupError::Config { dir: config.dir.clone(), source })?;
+        let write_error = |source| RepoError::Io { action: "write", path: part.clone(), source };
+        let sink = FileSink::create(&part).map_err(write_error)?;
+        let mut writer = StoredWriter::new(Box::new(sink), recipients).map_err(write_error)?;
+        if let Err(source) = std::io::Write::write_all(&mut writer, &bytes) {
+            writer.abort();
+            return Err(write_error(source).into());
+        }
+        let stored = writer.finish().map_err(write_error)?;
         std::fs::rename(&part, &target).map_err(|source| RepoError::Io { action: "rename", path: part.clone(), source })?;
-        archives.push(ConfigArchive { member: config.member.clone(), source: config.dir.display().to_string(), file, size, sha256 });
+        let encrypted = !recipients.is_empty();
+        archives.push(ConfigArchive {
+            member: config.member.clone(),
+            source: config.dir.display().to_string(),
+            file,
+            size: bytes.len() as u64,
+            sha256,
+            ciphertext_size: encrypted.then_some(stored.size),
+            ciphertext_sha256: encrypted.then_some(stored.sha256),
+        });
     }
     info!(id, archives = archives.len(), "snapshot and configuration stored");
 
-    let snapshot = SnapshotFile { file: SNAPSHOT.to_owned(), size: digest.size, sha256: digest.file_sha256, db_sha256: digest.db_sha256 };
+    let encrypted = !recipients.is_empty();
+    let snapshot = SnapshotFile {
+        file: snapshot_file,
+        size: digest.size,
+        sha256: digest.file_sha256,
+        db_sha256: digest.db_sha256,
+        ciphertext_size: encrypted.then_some(stored.size),
+        ciphertext_sha256: encrypted.then_some(stored.sha256),
+    };
     let source = SourceMember { name: String::new(), id: health.member_id.clone().unwrap_or_default(), endpoint: health.endpoint.clone() };
     Ok((snapshot, source, revision, key_count, failed_attempts, archives))
 }

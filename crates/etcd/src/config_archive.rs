@@ -1,5 +1,8 @@
 //! Archives of an etcd member's configuration directory (`/etc/etcd`: `etcd.conf` and the
 //! certificates and keys the cluster uses), stored beside the snapshot as a gzip-compressed tar.
+//!
+//! [`archive_bytes`] builds the archive in memory, which suits a configuration directory of a few
+//! files and lets a failed write abort its destination cleanly.
 
 use std::fs::File;
 use std::io::Write;
@@ -48,6 +51,21 @@ pub fn write_archive(source: &Path, target: &Path) -> std::io::Result<(u64, Stri
     hashing.flush()?;
     hashing.inner.sync_all()?;
     Ok((hashing.written, hex::encode(hashing.hasher.finalize())))
+}
+
+/// Builds the `.tar.gz` of `source` in memory and returns it with its SHA-256.
+///
+/// Symbolic links are stored as links, not followed.
+///
+/// # Errors
+/// Reading the directory failed.
+pub fn archive_bytes(source: &Path) -> std::io::Result<(Vec<u8>, String)> {
+    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", source)?;
+    let bytes = builder.into_inner()?.finish()?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    Ok((bytes, sha256))
 }
 
 /// Hashes an existing file.

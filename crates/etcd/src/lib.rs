@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod backup;
+pub mod blob;
 pub mod client;
 pub mod config_archive;
 pub mod endpoints;

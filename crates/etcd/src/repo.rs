@@ -101,8 +101,14 @@ pub struct ConfigArchive {
     pub file: String,
     /// Size in bytes.
     pub size: u64,
-    /// SHA-256 of the archive, hex.
+    /// SHA-256 of the archive, hex; of the plaintext when the file is encrypted.
     pub sha256: String,
+    /// Size of the stored (encrypted) file, for encrypted backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_size: Option<u64>,
+    /// SHA-256 of the stored (encrypted) file, hex, for encrypted backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_sha256: Option<String>,
 }
 
 /// The snapshot file of a backup.
@@ -117,6 +123,22 @@ pub struct SnapshotFile {
     pub sha256: String,
     /// SHA-256 of the database part, which equals the hash etcd appended, hex.
     pub db_sha256: String,
+    /// Size of the stored (encrypted) file, for encrypted backups; `size` and the hashes above
+    /// then describe the plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_size: Option<u64>,
+    /// SHA-256 of the stored (encrypted) file, hex, for encrypted backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_sha256: Option<String>,
+}
+
+/// How the files of a backup are encrypted, the manifest's `encryption` object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Encryption {
+    /// `age`.
+    pub scheme: String,
+    /// Public keys (`age1...`) the files were encrypted to.
+    pub recipients: Vec<String>,
 }
 
 /// The member a snapshot was streamed from.
@@ -167,6 +189,13 @@ pub struct Manifest {
     pub config_archives: Vec<ConfigArchive>,
     /// Encryption of the files; `null` for plain files.
     pub encryption: Option<serde_json::Value>,
+}
+
+impl Manifest {
+    /// Returns the encryption of the backup's files, `None` for plain files.
+    pub fn encryption_info(&self) -> Option<Encryption> {
+        self.encryption.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
 }
 
 /// A backup found in the repository.

@@ -6,10 +6,13 @@
 //! bytes, so its files stay usable by etcdctl and etcdutl, and checks the appended hash while the
 //! stream arrives. Receiving and hashing run on different threads so that hashing costs no wall
 //! time on a machine with two cores.
+//!
+//! The writing thread hashes the plaintext first and then hands the bytes to a
+//! [`StoredWriter`], which may encrypt them and sends them to a local file or an object upload.
+//! The destination is committed only after the appended hash matched, and aborted otherwise.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -18,6 +21,7 @@ use caasctl_core::Progress;
 use sha2::{Digest, Sha256};
 use tracing::{info, info_span, Instrument};
 
+use crate::blob::{BlobSink, FileSink, StoredDigest, StoredWriter};
 use crate::client::MemberClient;
 use crate::error::{chain_text, EtcdError};
 
@@ -125,48 +129,78 @@ pub struct StreamOptions {
 /// Streams a snapshot from `client` into a new file at `path` (created with mode 0600, fsynced),
 /// checking the hash etcd appends.
 ///
-/// On error the partial file is left for the caller to remove; it is never renamed here.
+/// On error the partial file is removed.
 ///
 /// # Errors
 /// [`EtcdError::SnapshotStream`] when the stream breaks, [`EtcdError::SnapshotHashMismatch`]
 /// when the appended hash does not match, [`EtcdError::WriteFile`] for local I/O.
 pub async fn stream_to_file(client: &MemberClient, path: &Path, progress: &dyn Progress, options: StreamOptions) -> Result<SnapshotDigest, EtcdError> {
-    let span = info_span!("etcd.snapshot.save", endpoint = %client.endpoint, path = %path.display());
+    let sink = FileSink::create(path).map_err(|source| EtcdError::WriteFile { path: path.to_owned(), source })?;
+    let (digest, _) = stream_to_sink(client, Box::new(sink), &[], &path.display().to_string(), progress, options).await?;
+    Ok(digest)
+}
+
+/// Streams a snapshot from `client` through the plaintext hashes and (with `recipients`) age
+/// encryption into `sink`, named `target` in logs and errors. The sink is committed only after
+/// etcd's appended hash matched the received bytes; on any error it is aborted.
+///
+/// # Errors
+/// [`EtcdError::SnapshotStream`] when the stream breaks, [`EtcdError::SnapshotHashMismatch`]
+/// when the appended hash does not match, [`EtcdError::WriteFile`] when the sink fails.
+pub async fn stream_to_sink(
+    client: &MemberClient,
+    sink: Box<dyn BlobSink>,
+    recipients: &[age::x25519::Recipient],
+    target: &str,
+    progress: &dyn Progress,
+    options: StreamOptions,
+) -> Result<(SnapshotDigest, StoredDigest), EtcdError> {
+    let span = info_span!("etcd.snapshot.save", endpoint = %client.endpoint, target = %target, encrypted = !recipients.is_empty());
     async move {
         let started = Instant::now();
-        let write_error = |source: std::io::Error| EtcdError::WriteFile { path: path.to_owned(), source };
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(write_error)?;
+        let write_error = |source: std::io::Error| EtcdError::WriteFile { path: target.into(), source };
+        let writer = match StoredWriter::new(sink, recipients) {
+            Ok(writer) => writer,
+            Err(error) => return Err(write_error(error)),
+        };
 
-        let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(256);
-        let writer = std::thread::spawn(move || write_chunks(file, receiver));
+        let (sender, receiver) = mpsc::sync_channel::<Chunk>(256);
+        let writer = std::thread::spawn(move || write_chunks(writer, receiver));
 
         let received = receive(client, &sender, progress, options).await;
+        if received.is_ok() {
+            let _ = sender.send(Chunk::End);
+        }
         drop(sender);
         let written = writer.join().unwrap_or_else(|_| Err(std::io::Error::other("snapshot writer thread panicked")));
         progress.finish();
         let received = received?;
-        let digest = written.map_err(write_error)?;
-
-        if !digest.appended_hash_matches() {
-            return Err(EtcdError::SnapshotHashMismatch {
-                endpoint: client.endpoint.clone(),
-                expected: digest.trailer.clone(),
-                actual: digest.db_sha256.clone(),
-            });
-        }
-        info!(bytes = received, elapsed_ms = started.elapsed().as_millis() as u64, sha256 = %digest.file_sha256, "snapshot saved");
-        Ok(digest)
+        let (digest, stored) = match written.map_err(write_error)? {
+            Written::Stored(digest, stored) => (digest, stored),
+            Written::Mismatch(digest) => {
+                return Err(EtcdError::SnapshotHashMismatch { endpoint: client.endpoint.clone(), expected: digest.trailer.clone(), actual: digest.db_sha256.clone() });
+            }
+        };
+        info!(bytes = received, stored_bytes = stored.size, elapsed_ms = started.elapsed().as_millis() as u64, sha256 = %digest.file_sha256, "snapshot saved");
+        Ok((digest, stored))
     }
     .instrument(span)
     .await
 }
 
-async fn receive(client: &MemberClient, sender: &mpsc::SyncSender<Vec<u8>>, progress: &dyn Progress, options: StreamOptions) -> Result<u64, EtcdError> {
+/// A message to the writing thread.
+enum Chunk {
+    Data(Vec<u8>),
+    /// The stream ended normally; without it the writer aborts.
+    End,
+}
+
+enum Written {
+    Stored(SnapshotDigest, StoredDigest),
+    Mismatch(SnapshotDigest),
+}
+
+async fn receive(client: &MemberClient, sender: &mpsc::SyncSender<Chunk>, progress: &dyn Progress, options: StreamOptions) -> Result<u64, EtcdError> {
     let started = Instant::now();
     let mut received: u64 = 0;
     let broken = |received: u64, reason: String| EtcdError::SnapshotStream { endpoint: client.endpoint.clone(), received, reason };
@@ -186,7 +220,7 @@ async fn receive(client: &MemberClient, sender: &mpsc::SyncSender<Vec<u8>>, prog
         }
         received += blob.len() as u64;
         progress.advance(blob.len() as u64);
-        if sender.send(blob.to_vec()).is_err() {
+        if sender.send(Chunk::Data(blob.to_vec())).is_err() {
             // The writer stopped early; its own error explains why.
             break;
         }
@@ -204,14 +238,35 @@ async fn receive(client: &MemberClient, sender: &mpsc::SyncSender<Vec<u8>>, prog
     Ok(received)
 }
 
-fn write_chunks(mut file: File, receiver: mpsc::Receiver<Vec<u8>>) -> std::io::Result<SnapshotDigest> {
+fn write_chunks(mut writer: StoredWriter, receiver: mpsc::Receiver<Chunk>) -> std::io::Result<Written> {
     let mut hasher = SnapshotHasher::default();
+    let mut ended = false;
     for chunk in receiver {
-        hasher.update(&chunk);
-        file.write_all(&chunk)?;
+        match chunk {
+            Chunk::Data(bytes) => {
+                hasher.update(&bytes);
+                if let Err(error) = writer.write_all(&bytes) {
+                    writer.abort();
+                    return Err(error);
+                }
+            }
+            Chunk::End => {
+                ended = true;
+                break;
+            }
+        }
     }
-    file.sync_all()?;
-    Ok(hasher.finish())
+    let digest = hasher.finish();
+    if !ended {
+        writer.abort();
+        return Err(std::io::Error::other("the snapshot stream stopped early"));
+    }
+    if !digest.appended_hash_matches() {
+        writer.abort();
+        return Ok(Written::Mismatch(digest));
+    }
+    let stored = writer.finish()?;
+    Ok(Written::Stored(digest, stored))
 }
 
 #[cfg(test)]

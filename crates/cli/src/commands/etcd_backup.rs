@@ -17,9 +17,12 @@ const DEFAULT_CONFIG_DIR: &str = "/etc/etcd";
 /// Runs the command.
 pub async fn run(args: &BackupArgs, context: &Context) -> anyhow::Result<Exit> {
     let access = endpoints::resolve(&args.endpoints)?;
+    let (resolved, config) = args.repo.resolve()?;
+    let recipients = args.encryption.recipients(&config)?;
     let request = BackupRequest {
         access,
-        repo: args.repo.clone(),
+        repo: resolved.local_dir()?,
+        recipients,
         config: config_sources(args),
         timeouts: endpoints::timeouts(&args.endpoints),
         stream: StreamOptions { rate_limit: args.rate_limit.map(|mib| (mib * 1024.0 * 1024.0) as u64) },

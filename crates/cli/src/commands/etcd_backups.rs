@@ -2,7 +2,9 @@
 //! `prune` reads it.
 
 use caasctl_core::timefmt;
-use caasctl_etcd::repo::{verify_backup, LocalRepo, VerifyRecord, VerifyReport};
+use caasctl_etcd::blob::Identities;
+use caasctl_etcd::repo::{LocalRepo, VerifyRecord, VerifyReport};
+use caasctl_etcd::verify::verify_stored;
 
 use crate::args::{RepoArgs, VerifyArgs};
 use crate::context::Context;
@@ -12,7 +14,7 @@ use crate::Exit;
 
 /// Lists backups.
 pub fn list(args: &RepoArgs, context: &Context) -> anyhow::Result<Exit> {
-    let repo = LocalRepo::open(&args.repo)?;
+    let repo = LocalRepo::open(&args.resolve()?.0.local_dir()?)?;
     let entries = repo.list()?;
     if context.json() {
         print_json(&entries);
@@ -41,7 +43,9 @@ pub fn list(args: &RepoArgs, context: &Context) -> anyhow::Result<Exit> {
 
 /// Verifies one backup, or every complete one.
 pub fn verify(args: &VerifyArgs, context: &Context) -> anyhow::Result<Exit> {
-    let repo = LocalRepo::open(&args.repo.repo)?;
+    let dir = args.repo.resolve()?.0.local_dir()?;
+    let repo = LocalRepo::open(&dir)?;
+    let identities = args.identity.as_deref().map(Identities::read).transpose()?;
     let targets = match &args.id {
         Some(id) => vec![repo.get(id)?],
         None => repo
@@ -51,14 +55,15 @@ pub fn verify(args: &VerifyArgs, context: &Context) -> anyhow::Result<Exit> {
             .collect(),
     };
     if targets.is_empty() {
-        return Err(CliError::NoBackups { repo: args.repo.repo.display().to_string() }.into());
+        return Err(CliError::NoBackups { repo: dir.display().to_string() }.into());
     }
 
     let progress = crate::progress::reporter(context);
     let mut reports: Vec<VerifyReport> = Vec::new();
     for (path, manifest) in &targets {
-        let report = verify_backup(path, manifest, progress.as_ref());
-        let record = VerifyRecord { checked_at: timefmt::rfc3339(timefmt::now()), ok: report.ok, scope: "full".to_owned(), problems: report.problems.clone() };
+        let open = |file: &str| -> std::io::Result<Box<dyn std::io::Read + Send>> { Ok(Box::new(std::fs::File::open(path.join(file))?)) };
+        let report = verify_stored(&open, manifest, identities.as_ref(), progress.as_ref());
+        let record = VerifyRecord { checked_at: timefmt::rfc3339(timefmt::now()), ok: report.ok, scope: report.scope.to_owned(), problems: report.problems.clone() };
         if let Err(error) = repo.record_verification(path, &record) {
             tracing::warn!(id = %report.id, error = %error, "failed to record the verification result");
         }
@@ -68,7 +73,9 @@ pub fn verify(args: &VerifyArgs, context: &Context) -> anyhow::Result<Exit> {
         print_json(&reports);
     } else {
         for report in &reports {
-            if report.ok {
+            if report.ok && report.scope == "ciphertext" {
+                print_text(&format!("{}\n", context.tr("verify.ok_ciphertext", &[("id", &report.id), ("size", &human_bytes(report.bytes))])));
+            } else if report.ok {
                 print_text(&format!("{}\n", context.tr("verify.ok", &[("id", &report.id), ("size", &human_bytes(report.bytes))])));
             } else {
                 print_text(&format!("{}\n", context.tr("verify.failed", &[("id", &report.id)])));

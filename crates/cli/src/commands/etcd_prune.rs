@@ -121,7 +121,7 @@ pub fn render_plan(plan: &[PlanItem], context: &Context) -> String {
 
 /// Runs the command.
 pub fn run(args: &PruneArgs, context: &Context) -> anyhow::Result<Exit> {
-    let repo = LocalRepo::open(&args.repo.repo)?;
+    let repo = LocalRepo::open(&args.repo.resolve()?.0.local_dir()?)?;
     let entries = repo.list()?;
     let (candidates, leftovers) = classify(&entries, SystemTime::now());
     let plan = retention::plan(&candidates, &leftovers, args.policy(), PruneOptions { include_failed: args.include_failed });

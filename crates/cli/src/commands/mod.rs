@@ -5,6 +5,7 @@ mod endpoints;
 mod etcd_backup;
 mod etcd_backups;
 pub(crate) mod etcd_prune;
+pub(crate) mod repo_opts;
 mod etcd_health;
 mod etcd_members;
 pub(crate) mod image;

@@ -1,0 +1,186 @@
+//! Repository and encryption options shared by `etcd backup` and `etcd backups ...`, and the
+//! `[backup]` section of the configuration file that supplies their defaults.
+//!
+//! Precedence: command line, then environment, then the configuration file, then the built-in
+//! default. Only the `[backup]` table of the file is read, so other sections may hold anything.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use caasctl_etcd::blob::read_recipients_file;
+use clap::Args;
+
+/// Repository used when neither the command line nor the configuration names one.
+pub const DEFAULT_REPO: &str = "./caasctl-backups";
+
+/// The repository.
+#[derive(Debug, Clone, Args)]
+pub struct RepoArgs {
+    /// Backup repository: a directory, or s3://BUCKET/PREFIX (default ./caasctl-backups).
+    #[arg(id = "repo_url", long = "repo", value_name = "DIR|URL", env = "CAASCTL_REPO")]
+    pub repo: Option<String>,
+
+    /// S3 endpoint URL, such as http://127.0.0.1:9000 for MinIO or Ceph RGW; AWS when not given.
+    #[arg(long = "s3-endpoint", value_name = "URL", env = "CAASCTL_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region (default from AWS_REGION, then us-east-1).
+    #[arg(long = "s3-region", value_name = "REGION")]
+    pub s3_region: Option<String>,
+
+    /// Address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT.
+    #[arg(long = "s3-path-style")]
+    pub s3_path_style: bool,
+
+    /// Configuration file whose [backup] table gives defaults for these options.
+    #[arg(id = "backup_config", long = "config", value_name = "FILE", env = "CAASCTL_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Encryption of a new backup.
+#[derive(Debug, Clone, Args)]
+pub struct EncryptArgs {
+    /// Encrypt the snapshot and archives with age to the recipients given here or in the configuration.
+    #[arg(long)]
+    pub encrypt: bool,
+
+    /// age public key (age1...) to encrypt to; repeatable; implies --encrypt.
+    #[arg(long, value_name = "AGE_PUBLIC_KEY")]
+    pub recipient: Vec<String>,
+
+    /// File of age public keys, one a line; implies --encrypt.
+    #[arg(long, value_name = "FILE")]
+    pub recipients_file: Option<PathBuf>,
+}
+
+/// The `[backup]` table of the configuration file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Repository directory or URL.
+    pub repo: Option<String>,
+    /// Encrypt new backups.
+    #[serde(default)]
+    pub encrypt: bool,
+    /// age public keys.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// File of age public keys.
+    pub recipients_file: Option<PathBuf>,
+    /// S3 endpoint URL.
+    pub s3_endpoint: Option<String>,
+    /// S3 region.
+    pub s3_region: Option<String>,
+    /// Path-style S3 addressing.
+    #[serde(default)]
+    pub s3_path_style: bool,
+}
+
+/// Reads the `[backup]` table of `path`; an absent table gives the defaults.
+///
+/// # Errors
+/// The file cannot be read or the table is invalid.
+pub fn load_config(path: Option<&Path>) -> anyhow::Result<BackupConfig> {
+    let Some(path) = path else { return Ok(BackupConfig::default()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
+    let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    match table.remove("backup") {
+        None => Ok(BackupConfig::default()),
+        Some(value) => value.try_into().with_context(|| format!("invalid [backup] table in {}", path.display())),
+    }
+}
+
+/// Where a repository lives, with the S3 settings it needs.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Directory or URL.
+    pub repo: String,
+    /// S3 endpoint.
+    pub s3_endpoint: Option<String>,
+    /// S3 region.
+    pub s3_region: Option<String>,
+    /// Path-style addressing.
+    pub s3_path_style: bool,
+}
+
+impl RepoArgs {
+    /// Merges the options with the configuration file.
+    ///
+    /// # Errors
+    /// The configuration file is invalid.
+    pub fn resolve(&self) -> anyhow::Result<(Resolved, BackupConfig)> {
+        let config = load_config(self.config.as_deref())?;
+        let resolved = Resolved {
+            repo: self.repo.clone().or_else(|| config.repo.clone()).unwrap_or_else(|| DEFAULT_REPO.to_owned()),
+            s3_endpoint: self.s3_endpoint.clone().or_else(|| config.s3_endpoint.clone()),
+            s3_region: self.s3_region.clone().or_else(|| config.s3_region.clone()),
+            s3_path_style: self.s3_path_style || config.s3_path_style,
+        };
+        Ok((resolved, config))
+    }
+}
+
+impl Resolved {
+    /// Returns the repository directory of a local repository.
+    ///
+    /// # Errors
+    /// The repository is an object store URL.
+    pub fn local_dir(&self) -> anyhow::Result<PathBuf> {
+        if self.repo.starts_with("s3://") {
+            anyhow::bail!("S3 repositories are not supported by this build");
+        }
+        Ok(PathBuf::from(&self.repo))
+    }
+}
+
+impl EncryptArgs {
+    /// Returns the recipients of a new backup: empty for a plain backup.
+    ///
+    /// # Errors
+    /// A recipients file cannot be read, or encryption was requested without any recipient.
+    pub fn recipients(&self, config: &BackupConfig) -> anyhow::Result<Vec<String>> {
+        let mut recipients = self.recipient.clone();
+        if let Some(file) = &self.recipients_file {
+            recipients.extend(read_recipients_file(file)?);
+        }
+        let wanted = self.encrypt || !recipients.is_empty() || config.encrypt;
+        if wanted && recipients.is_empty() {
+            recipients.extend(config.recipients.iter().cloned());
+            if let Some(file) = &config.recipients_file {
+                recipients.extend(read_recipients_file(file)?);
+            }
+        }
+        if wanted && recipients.is_empty() {
+            anyhow::bail!(OptionsError::NoRecipients);
+        }
+        Ok(recipients)
+    }
+}
+
+/// Repository and encryption options that do not fit together.
+#[derive(Debug)]
+pub enum OptionsError {
+    /// Encryption was requested but no recipient was given.
+    NoRecipients,
+}
+
+impl caasctl_core::Localize for OptionsError {
+    fn message(&self) -> caasctl_core::Message {
+        match self {
+            OptionsError::NoRecipients => caasctl_core::Message::new("crypt.error.no_recipients"),
+        }
+    }
+
+    fn hint(&self) -> Option<caasctl_core::Message> {
+        Some(caasctl_core::Message::new("crypt.hint.keys"))
+    }
+}
+
+impl std::fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use caasctl_core::Localize;
+        f.write_str(&self.message().render(caasctl_core::Lang::En))
+    }
+}
+
+impl std::error::Error for OptionsError {}
