@@ -19,7 +19,7 @@ use crate::error::RestoreError;
 /// bbolt's magic number, in the meta pages at offset 16.
 pub const BOLT_MAGIC: u32 = 0xED0C_DAED;
 
-/// What the first two pages of a bbolt file say.
+/// Header fields read from the two meta pages of a bbolt file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct BoltHeader {
     /// Page size in bytes.

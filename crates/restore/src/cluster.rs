@@ -27,7 +27,7 @@ use crate::ssh::SshTarget;
 
 /// Default data dir of a member.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/etcd";
-/// Directory a static pod manifest is moved into while etcd is stopped, as the runbook does.
+/// Directory a static pod manifest waits in while etcd is stopped; the kubelet does not watch it.
 pub const DEFAULT_STOPPED_DIR: &str = "/etc/origin/node/pods-stopped";
 
 /// How etcd runs on a member's host.

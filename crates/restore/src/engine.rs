@@ -59,6 +59,9 @@ impl Engine {
     /// [`RestoreError::NoEngine`] when none is found, or the lookup failed.
     pub fn find(executor: &dyn Executor, explicit: Option<&str>) -> Result<Engine, RestoreError> {
         if let Some(path) = explicit {
+            if !executor.run_script(&format!("test -x {}", shell_quote(path)), None)?.success() {
+                return Err(RestoreError::NoEngine { host: format!("{} (at {path})", executor.host()) });
+            }
             return Ok(Engine::from_path(path));
         }
         match executor.which(&["etcdutl", "etcdctl"])? {

@@ -2,6 +2,7 @@
 //! from a repository backup or a snapshot file. The snapshot is checked first; then the plan is
 //! printed, and applied with a journal only after `--yes` or a terminal confirmation.
 
+use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,6 +66,10 @@ pub struct RestoreArgs {
     #[arg(id = "restore_engine", long = "etcdutl", value_name = "PATH")]
     pub engine: Option<String>,
 
+    /// With --cluster: write the members' data dirs only; stop, start and check nothing.
+    #[arg(id = "restore_no_start", long = "no-start", requires = "restore_cluster")]
+    pub no_start: bool,
+
     /// Maximum members restored at the same time.
     #[arg(id = "restore_parallel", long = "parallel", value_name = "N", default_value_t = 8)]
     pub parallel: usize,
@@ -97,7 +102,14 @@ pub async fn run(args: &RestoreArgs, context: &Context) -> anyhow::Result<Exit> 
         Some(file) => {
             let section = EtcdSection::load(file)?;
             let tls = ClientTls { cacert: section.cacert.clone(), cert: section.cert.clone(), key: section.key.clone() };
-            (MemberTarget::from_cluster(&section), tls)
+            let mut members = MemberTarget::from_cluster(&section);
+            if args.no_start {
+                for member in &mut members {
+                    member.service = None;
+                    member.client_url = None;
+                }
+            }
+            (members, tls)
         }
         None => (vec![single_member(args)], ClientTls::default()),
     };
@@ -136,7 +148,15 @@ pub async fn run(args: &RestoreArgs, context: &Context) -> anyhow::Result<Exit> 
     if !context.json() {
         eprintln!("{}", context.tr("restore.run.journal", &[("path", &journal.path().display())]));
     }
-    let result = apply(&plan, &journal, &Default::default(), ApplyOptions { parallel: args.parallel }, observer(context)).await;
+    // The snapshot was checked before the plan was printed, so the fresh run records that check
+    // instead of reading the file again; a resumed run checks it anew.
+    let mut done = HashSet::new();
+    if let Some(step) = plan.steps.iter().find(|s| matches!(s.action, Action::VerifySnapshot { .. })) {
+        journal.step_started(&step.id)?;
+        journal.step_finished(&step.id, Some(format!("checked before the plan was printed: sha256 {}, hash {:?}", check.sha256, check.hash)))?;
+        done.insert(step.id.clone());
+    }
+    let result = apply(&plan, &journal, &done, ApplyOptions { parallel: args.parallel }, observer(context)).await;
     finish(&plan, &journal, result, context, Some(&check))
 }
 
