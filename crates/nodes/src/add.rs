@@ -301,3 +301,94 @@ pub fn has_host_line(document: &Document, group: &str, host: &str) -> bool {
         .iter()
         .any(|i| document.kinds()[*i] == LineKind::Entry && first_word(&document.lines()[*i]) == host)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLUSTER: &str = "\
+[OSEv3:children]
+masters
+nodes
+etcd
+
+[masters]
+master1
+
+[etcd]
+master1
+
+[nodes]
+master1 openshift_node_group_name='node-config-master'
+node[1:2] openshift_node_group_name='node-config-compute'
+";
+
+    fn playbooks() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for kind in [NodeType::Node, NodeType::Master, NodeType::Etcd] {
+            let path = dir.path().join(kind.playbook());
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "---\n").unwrap();
+        }
+        dir
+    }
+
+    fn plan_for(text: &str, hosts: &[&str], node_type: NodeType, vars: &[&str], dir: &Path) -> Result<AddPlan, NodeError> {
+        let document = Document::parse(text, "inv").unwrap();
+        let inventory = Inventory::from_document(&document).unwrap();
+        let request = AddRequest {
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            node_type,
+            vars: vars.iter().map(|v| v.to_string()).collect(),
+            playbook_dir: dir.to_owned(),
+        };
+        plan(&document, &inventory, &request)
+    }
+
+    #[test]
+    fn plan_expands_range_and_quotes_vars() {
+        let dir = playbooks();
+        let plan = plan_for(CLUSTER, &["node[3:4]"], NodeType::Node, &["openshift_node_group_name=node-config-compute", "note=it's"], dir.path()).unwrap();
+        assert_eq!(plan.hosts, ["node3", "node4"]);
+        assert_eq!(plan.children_added, ["new_nodes"]);
+        assert_eq!(plan.lines[0].text, "node3 openshift_node_group_name='node-config-compute' note=\"it's\"");
+    }
+
+    #[test]
+    fn plan_rejects_host_from_range() {
+        let dir = playbooks();
+        let error = plan_for(CLUSTER, &["node2"], NodeType::Node, &[], dir.path()).unwrap_err();
+        let NodeError::Rules { violations } = error else { panic!("{error:?}") };
+        assert!(violations.contains(&Violation::AlreadyInCluster { host: "node2".into(), group: "nodes".into() }), "{violations:?}");
+    }
+
+    #[test]
+    fn stage_then_finalize_master() {
+        let dir = playbooks();
+        let plan = plan_for(CLUSTER, &["master2"], NodeType::Master, &["openshift_node_group_name=node-config-master"], dir.path()).unwrap();
+        let mut document = Document::parse(CLUSTER, "inv").unwrap();
+        stage(&mut document, &plan);
+        stage(&mut document, &plan);
+        let staged = Inventory::parse(&document.text(), "inv").unwrap();
+        assert_eq!(staged.group("new_masters").unwrap().hosts, ["master2"]);
+        assert_eq!(staged.group("new_nodes").unwrap().hosts, ["master2"], "staging twice writes each line once");
+
+        finalize(&mut document, &plan).unwrap();
+        let done = Inventory::parse(&document.text(), "inv").unwrap();
+        assert!(done.group("new_masters").unwrap().hosts.is_empty());
+        assert!(done.group("new_nodes").unwrap().hosts.is_empty());
+        assert_eq!(done.group("masters").unwrap().hosts, ["master1", "master2"]);
+        assert!(has_host_line(&document, "nodes", "master2"));
+        finalize(&mut document, &plan).unwrap();
+        assert_eq!(Inventory::parse(&document.text(), "inv").unwrap(), done, "finalize is idempotent");
+    }
+
+    #[test]
+    fn finalize_rejects_range_in_new_group() {
+        let dir = playbooks();
+        let plan = plan_for(CLUSTER, &["node7"], NodeType::Node, &["openshift_node_group_name=x"], dir.path()).unwrap();
+        let mut document = Document::parse(&format!("{CLUSTER}\n[new_nodes]\nnode[7:8]\n"), "inv").unwrap();
+        let error = finalize(&mut document, &plan).unwrap_err();
+        assert!(matches!(error, InventoryError::HostInRange { line: 17, .. }), "{error:?}");
+    }
+}

@@ -18,7 +18,7 @@ use crate::error::NodeError;
 /// Label that lets OpenShift 3.11's logging DaemonSet schedule fluentd on a node.
 pub const FLUENTD_LABEL: &str = "logging-infra-fluentd";
 
-/// What a scale-up asks of the Kubernetes API.
+/// The Kubernetes API calls a scale-up needs.
 pub trait NodeApi {
     /// Returns `None` when the node does not exist, else whether its `Ready` condition is `True`.
     fn node_ready(&self, name: &str) -> impl Future<Output = Result<Option<bool>, NodeError>> + Send;

@@ -2,8 +2,8 @@
 //! scale-up playbooks.
 //!
 //! [`add`] plans a scale-up on the operator's inventory and makes the two inventory edits around
-//! the playbook; [`rules`] checks openshift-ansible's preconditions first and reports all of them;
-//! [`playbook`] runs `ansible-playbook` with its output streamed and logged; [`cluster`] waits for
+//! the playbook. [`rules`] lists openshift-ansible's preconditions, all checked before any change.
+//! [`playbook`] runs `ansible-playbook` with its output streamed and logged. [`cluster`] waits for
 //! the new nodes to be Ready and labels them for fluentd through the Kubernetes API.
 //!
 //! NOTE: the Kubernetes side is unit-tested against a stand-in of [`cluster::NodeApi`] only; tests

@@ -1,11 +1,11 @@
 //! `caasctl node add`: a scale-up through openshift-ansible, from inventory edit to the hosts
 //! moved into their main groups.
 //!
-//! Order: check every openshift-ansible rule and print the plan; stop on `--dry-run`; ask unless
-//! `--yes`; write `new_<type>` and the host lines; run the scale-up playbook; check the new nodes
-//! Ready and label them for fluentd when logging runs; move the host lines into `[nodes]`,
-//! `[masters]` or `[etcd]`. A failure before the move leaves the hosts in `[new_<type>]`, which
-//! is where a re-run of the playbook expects them.
+//! The command first checks every openshift-ansible rule and prints the plan, then stops on
+//! `--dry-run` or asks unless `--yes` is given. Applying writes `new_<type>` and the host lines,
+//! runs the scale-up playbook, checks the new nodes Ready, labels them for fluentd when logging
+//! runs, and moves the host lines into `[nodes]`, `[masters]` or `[etcd]`. A failure before the
+//! move leaves the hosts in `[new_<type>]`, where a re-run of the playbook expects them.
 //!
 //! NOTE: the steps are not journaled yet, so `caasctl ops resume` cannot continue an interrupted
 //! scale-up; re-running the playbook by hand and then `node add` on other hosts is the way out.
@@ -62,7 +62,7 @@ pub struct AddArgs {
     pub hosts: Vec<String>,
 
     /// Kind of host to add.
-    #[arg(id = "node_type", long = "type", value_enum, default_value_t = TypeArg::Node)]
+    #[arg(id = "node_type", long = "type", value_name = "TYPE", value_enum, default_value_t = TypeArg::Node)]
     pub node_type: TypeArg,
 
     /// Ansible inventory file in INI format.
@@ -73,7 +73,7 @@ pub struct AddArgs {
     #[arg(id = "node_var", long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
 
-    /// openshift-ansible checkout that holds playbooks/openshift-*/scaleup.yml.
+    /// openshift-ansible checkout that contains playbooks/openshift-*/scaleup.yml.
     #[arg(id = "node_playbook_dir", long = "playbook-dir", value_name = "DIR", default_value = "/usr/share/ansible/openshift-ansible")]
     pub playbook_dir: PathBuf,
 
@@ -105,7 +105,7 @@ pub async fn run(command: &NodeCommand, context: &Context) -> anyhow::Result<Exi
     }
 }
 
-/// What `node add` reports, as JSON or text.
+/// The report of `node add`, printed as JSON.
 #[derive(Debug, serde::Serialize)]
 struct AddReport<'a> {
     inventory: &'a Path,
@@ -141,6 +141,7 @@ async fn add_nodes(args: &AddArgs, context: &Context) -> anyhow::Result<Exit> {
             for violation in &violations {
                 eprintln!("  - {}", violation.message().render(context.lang));
             }
+            eprintln!("  {}{}", context.tr("cli.hint.prefix", &[]), context.tr("node.hint.rules", &[]));
             return Ok(Exit::Failure);
         }
         Err(error) => return Err(error.into()),
@@ -196,6 +197,8 @@ async fn add_nodes(args: &AddArgs, context: &Context) -> anyhow::Result<Exit> {
     .await?;
 
     // 3. Ready check and fluentd label, through the Kubernetes API.
+    // NOTE: the node name is taken to be the inventory host name, which is what openshift-ansible
+    // 3.11 registers unless openshift_kubelet_name_override or the host's own hostname differs.
     let mut labels_wanted = 0;
     if plan.registers_nodes {
         match &kubeconfig {
