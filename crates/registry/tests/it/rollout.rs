@@ -166,3 +166,45 @@ async fn rollout_crictl_index_resumed_from_journal() {
     assert_eq!(second.nodes[1].status, NodeStatus::Ok);
     assert_eq!(nodes.calls("node1").matches("crictl pull").count(), 1, "node1 must not be pulled again");
 }
+
+#[tokio::test]
+async fn rollout_through_real_sshd() {
+    use caasctl_testing::sshd::Sshd;
+    let Some(registry) = support::registry() else { return };
+    if !caasctl_testing::require(Sshd::available(), "sshd, ssh and ssh-keygen") {
+        return;
+    }
+    let sshd = Sshd::start();
+    let registries = support::registries(&[&registry.host]);
+    let image = support::push_image(&registries, &registry.host, "99cloud/node", Some("v3.11"), Format::Docker, "amd64", &[support::random_blob(4096)]).await;
+    let config = image.blobs()[0].digest.clone();
+    let reference = Reference::parse(&format!("{}/99cloud/node:v3.11", registry.host)).unwrap();
+
+    let nodes = Nodes::new();
+    for host in ["node1", "node2"] {
+        nodes.add(host, "docker", "x86_64", &docker_inspect(&config, ""));
+    }
+    // Every node is the same loopback sshd, so this wrapper prefixes the node's environment to
+    // the remote command; the command itself travels through the real ssh client and sshd.
+    let mut ssh = format!("exec ssh -p {} -o BatchMode=yes -o LogLevel=ERROR", sshd.port);
+    for option in sshd.client_options() {
+        ssh.push_str(&format!(" '{option}'"));
+    }
+    let wrapper = nodes.path("ssh-via-sshd");
+    write_script(
+        &wrapper,
+        &format!(
+            "#!/bin/sh\nnode=\"$1\"\nshift\n{ssh} {target} \"NODE_DIR={nodes}/$node; PATH={nodes}/$node/bin:{nodes}/tools; export NODE_DIR PATH; $1\"\n",
+            target = sshd.target(),
+            nodes = nodes.path("").display()
+        ),
+    );
+    let mut options = nodes.options(&["node1", "node2"], Runtime::Auto);
+    options.shell.command = vec![wrapper.display().to_string()];
+    let report = rollout::rollout(registries.clone(), &reference, &options).await.unwrap();
+    assert!(report.complete, "{report:#?}");
+    for host in ["node1", "node2"] {
+        let calls = nodes.calls(host);
+        assert!(calls.contains(&format!("docker pull {reference}")), "{calls}");
+    }
+}
