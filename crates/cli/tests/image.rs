@@ -115,7 +115,7 @@ fn sync_single_missing_image_fails_with_hint() {
 }
 
 #[test]
-fn rollout_over_stand_in_ssh() {
+fn rollout_group_over_stand_in_ssh() {
     let Some(registry) = registry() else { return };
     let (digest, config) = push_image(&registry.host, "99cloud/node", "v3.11");
     let dir = tempfile::tempdir().unwrap();
@@ -138,8 +138,12 @@ fn rollout_over_stand_in_ssh() {
         return;
     }
     let image = format!("{}/99cloud/node:v3.11", registry.host);
+    let inventory = dir.path().join("hosts");
+    std::fs::write(&inventory, "[masters]\nm1\n\n[nodes]\nn1\nn2\n").unwrap();
     let output = caasctl()
-        .args(["image", "rollout", &image, "--hosts", "n1,n2", "--insecure", &registry.host, "--ssh-command"])
+        .args(["image", "rollout", &image, "--group", "nodes", "--inventory"])
+        .arg(&inventory)
+        .args(["--insecure", &registry.host, "--ssh-command"])
         .arg(&ssh)
         .args(["-o", "json"])
         .output()
@@ -147,6 +151,8 @@ fn rollout_over_stand_in_ssh() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let report = json(&output.stdout);
     assert_eq!(report["complete"], true);
+    assert_eq!(report["nodes"].as_array().unwrap().len(), 2, "only the hosts of [nodes]");
+    assert_eq!(report["nodes"][1]["host"], "n2");
     assert_eq!(report["nodes"][1]["status"], "ok");
     let calls = std::fs::read_to_string(dir.path().join("n2/calls.log")).unwrap();
     assert!(calls.contains(&format!("docker pull {image}")), "{calls}");

@@ -110,8 +110,16 @@ pub struct RolloutArgs {
     pub image: String,
 
     /// Comma-separated hosts, in rollout order.
-    #[arg(long = "hosts", id = "image_hosts", value_name = "H1,H2", value_delimiter = ',', required = true)]
+    #[arg(long = "hosts", id = "image_hosts", value_name = "H1,H2", value_delimiter = ',', required_unless_present = "image_group", conflicts_with = "image_group")]
     pub hosts: Vec<String>,
+
+    /// Roll out to the hosts of this Ansible inventory group (such as nodes), in inventory order.
+    #[arg(long = "group", id = "image_group", value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// Ansible inventory that --group reads.
+    #[arg(long = "inventory", id = "image_inventory", value_name = "FILE", default_value = "/etc/ansible/hosts", env = "ANSIBLE_INVENTORY")]
+    pub inventory: PathBuf,
 
     /// Container runtime on the nodes: docker, crictl, or auto (docker when present).
     #[arg(long = "runtime", id = "image_runtime", value_name = "RUNTIME", value_enum, default_value_t = RuntimeArg::Auto)]

@@ -1,6 +1,10 @@
 //! `caasctl image rollout`: prints the registry's view of the image, then one row per node with
 //! what the node reports, and exits non-zero unless every node matched.
 
+use std::path::Path;
+
+use anyhow::Context as _;
+use caasctl_inventory::Inventory;
 use caasctl_registry::rollout::{self, NodeShell, NodeStatus, RolloutOptions, RolloutReport, Runtime};
 use caasctl_registry::Reference;
 
@@ -12,7 +16,10 @@ use crate::Exit;
 /// Runs the rollout.
 pub async fn run(args: &RolloutArgs, context: &Context) -> anyhow::Result<Exit> {
     let image = Reference::parse(&args.image)?;
-    let hosts: Vec<String> = args.hosts.iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect();
+    let hosts: Vec<String> = match &args.group {
+        Some(group) => group_hosts(&args.inventory, group)?,
+        None => args.hosts.iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect(),
+    };
     if hosts.is_empty() {
         anyhow::bail!(context.tr("registry.rollout.no_hosts", &[]));
     }
@@ -38,6 +45,36 @@ pub async fn run(args: &RolloutArgs, context: &Context) -> anyhow::Result<Exit> 
         print_text(&report, context);
     }
     Ok(if report.complete { Exit::Success } else { Exit::Failure })
+}
+
+/// Returns the `ssh` destinations of the hosts of `group`: `ssh://[USER@]HOST[:PORT]` when the
+/// host line sets `ansible_host`, `ansible_user` or `ansible_port`, else the inventory name.
+///
+/// # Limitations
+/// Only variables on the host's own line are read; group variables (`[nodes:vars]`) and
+/// `host_vars/` files are not applied.
+fn group_hosts(inventory: &Path, group: &str) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(inventory).with_context(|| format!("failed to read inventory {}", inventory.display()))?;
+    let parsed = Inventory::parse(&text, &inventory.display().to_string())?;
+    let mut targets = Vec::new();
+    for name in parsed.hosts_in(group) {
+        let variable = |key: &str| parsed.host(&name).and_then(|host| host.vars.get(key)).map(|value| value.to_display_string());
+        let (address, user, port) = (variable("ansible_host"), variable("ansible_user"), variable("ansible_port"));
+        if address.is_none() && user.is_none() && port.is_none() {
+            targets.push(name);
+            continue;
+        }
+        let mut target = "ssh://".to_owned();
+        if let Some(user) = user {
+            target.push_str(&format!("{user}@"));
+        }
+        target.push_str(address.as_deref().unwrap_or(&name));
+        if let Some(port) = port {
+            target.push_str(&format!(":{port}"));
+        }
+        targets.push(target);
+    }
+    Ok(targets)
 }
 
 fn print_text(report: &RolloutReport, context: &Context) {
