@@ -7,7 +7,8 @@
 # ratios (caasctl / tool) and peak RSS. /usr/bin/time reports the largest single process it waited
 # for, so caasctl's figure is the larger of caasctl itself and the restore tools it ran.
 # Environment: BENCH_VERSION (3.4 or 3.5, default both), BENCH_KEYS (default 50000),
-# BENCH_VALUE (bytes, default 1000), BENCH_RUNS (default 5, at least 5 recommended).
+# BENCH_VALUE (bytes, default 1000), BENCH_RUNS (default 5, at least 5 recommended), and
+# CAASCTL_BIN / ETCD_LOAD_BIN for prebuilt binaries.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,9 +22,12 @@ work=$(mktemp -d /tmp/caasctl-bench-restore.XXXXXX)
 . scripts/lib/etcd-cluster.sh
 trap 'etcd_cluster_stop; rm -rf "$work"' EXIT
 
-cargo build --release -q -p caasctl -p caasctl-testing
-caasctl=${CARGO_TARGET_DIR:-$root/target}/release/caasctl
-load=${CARGO_TARGET_DIR:-$root/target}/release/etcd-load
+# CAASCTL_BIN and ETCD_LOAD_BIN name prebuilt binaries and skip the release build.
+if [ -z "${CAASCTL_BIN:-}" ] || [ -z "${ETCD_LOAD_BIN:-}" ]; then
+    cargo build --release -q -p caasctl -p caasctl-testing
+fi
+caasctl=${CAASCTL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/caasctl}
+load=${ETCD_LOAD_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/etcd-load}
 export CAASCTL_STATE_DIR=$work/state
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -39,8 +43,11 @@ bench_version() {
     mkdir -p "$dir"
     etcd_cluster_start "$dir/cluster" "$etcd"
     "$load" "$etcd_endpoints" "$keys" "$value" "$etcd_pki/ca.crt" "$etcd_pki/peer.crt" "$etcd_pki/peer.key" >/dev/null
-    ETCDCTL="$(dirname "$tool")/$( [ "$version" = 3.5 ] && echo etcdctl-3.5 || echo etcdctl )" \
-        etcdctl_tls snapshot save "$dir/snap.db" >/dev/null 2>&1
+    # etcdctl 3.5 saves a snapshot from exactly one endpoint.
+    local etcdctl=/usr/bin/etcdctl
+    [ "$version" = 3.5 ] && etcdctl=$tools/etcdctl-3.5
+    ETCDCTL_API=3 "$etcdctl" --endpoints="${etcd_endpoints%%,*}" --cacert="$etcd_pki/ca.crt" \
+        --cert="$etcd_pki/peer.crt" --key="$etcd_pki/peer.key" snapshot save "$dir/snap.db" >/dev/null 2>&1
     etcd_cluster_stop
 
     local initial="" name
@@ -68,15 +75,15 @@ TOML
             if [ "$kind" = etcdctl ]; then export ETCDCTL_API=3; fi
             "$tool" snapshot restore "$dir/snap.db" --data-dir "$dir/tool/$name" --name "$name" \
                 --initial-cluster "$initial" --initial-cluster-token bench \
-                --initial-advertise-peer-urls "https://127.0.0.1:$((23800 + ${name#m}))" >/dev/null 2>&1
+                --initial-advertise-peer-urls "https://127.0.0.1:$((23800 + ${name#m}))" >/dev/null 2>&1 || return 1
         done
     }
 
     local i seconds rss ours=() theirs=() ratios=() ours_rss=0 theirs_rss=0 first
     for i in $(seq 1 "$runs"); do
+        rm -rf "$dir/tool" "$dir/caasctl"
+        mkdir -p "$dir/tool" "$dir/caasctl"
         for first in $( ((i % 2)) && echo "tool caasctl" || echo "caasctl tool"); do
-            rm -rf "$dir/tool" "$dir/caasctl"
-            mkdir -p "$dir/tool" "$dir/caasctl"
             sync
             if [ "$first" = tool ]; then
                 /usr/bin/time -f '%e %M' -o "$work/time.txt" bash -c "$(declare -f restore_with_tool); kind=$kind tool=$tool dir=$dir initial=$initial restore_with_tool"
@@ -84,13 +91,14 @@ TOML
                 theirs+=("$seconds"); theirs_rss=$(( rss > theirs_rss ? rss : theirs_rss ))
             else
                 /usr/bin/time -f '%e %M' -o "$work/time.txt" "$caasctl" --no-progress -q etcd restore "$dir/snap.db" \
-                    --cluster "$dir/caasctl.toml" --no-start --yes >/dev/null
+                    --cluster "$dir/caasctl.toml" --no-start --yes >/dev/null 2>&1
                 read -r seconds rss < "$work/time.txt"
                 ours+=("$seconds"); ours_rss=$(( rss > ours_rss ? rss : ours_rss ))
             fi
         done
         for name in m0 m1 m2; do
-            test -d "$dir/tool/$name/member" && test -d "$dir/caasctl/$name/member" || { echo "run $i: a data dir is missing" >&2; return 1; }
+            test -d "$dir/tool/$name/member" || { echo "run $i: $kind wrote no $dir/tool/$name" >&2; return 1; }
+            test -d "$dir/caasctl/$name/member" || { echo "run $i: caasctl wrote no $dir/caasctl/$name" >&2; return 1; }
         done
         ratios+=("$(python3 -c "print('%.3f' % (${ours[-1]} / ${theirs[-1]}))")")
         echo "  etcd $version run $i: $kind x3 sequential ${theirs[-1]} s, caasctl ${ours[-1]} s, ratio ${ratios[-1]}"

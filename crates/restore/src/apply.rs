@@ -15,8 +15,8 @@ use crate::plan::{Action, Phase, Plan, Step};
 /// Options of a run.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyOptions {
-    /// Members restored at the same time; the start phase always starts every member at once,
-    /// because a member of a multi-member cluster only becomes ready with a quorum.
+    /// Maximum members restored at the same time. The start phase ignores it and starts every
+    /// member at once, because a member of a multi-member cluster becomes ready only with a quorum.
     pub parallel: usize,
 }
 

@@ -341,3 +341,83 @@ pub fn find(state: &Path, id: &str) -> Result<Operation, RestoreError> {
     }
     read(&path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, ClientTls, Host, Phase, SnapshotSource, Step};
+
+    fn plan() -> Plan {
+        let step = |id: &str| Step {
+            id: id.to_owned(),
+            phase: Phase::Restore,
+            member: Some("m0".to_owned()),
+            host: Host::Local,
+            action: Action::RemoveUpload { path: "/nonexistent".to_owned() },
+        };
+        Plan {
+            id: "restore-test-1".to_owned(),
+            kind: "etcd-restore".to_owned(),
+            created_at: "2026-01-01T00:00:00Z".to_owned(),
+            snapshot: SnapshotSource {
+                path: "/snap.db".into(),
+                backup_id: None,
+                manifest_sha256: None,
+                sha256: "00".to_owned(),
+                revision: None,
+                key_count: None,
+                skip_hash_check: false,
+            },
+            tls: ClientTls::default(),
+            steps: vec![step("a"), step("b"), step("c")],
+        }
+    }
+
+    #[test]
+    fn statuses_follow_lock_and_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::create(dir.path(), &plan()).unwrap();
+        journal.step_started("a").unwrap();
+        journal.step_finished("a", None).unwrap();
+        journal.step_started("b").unwrap();
+        assert_eq!(find(dir.path(), "restore-test-1").unwrap().status, OpStatus::Running);
+
+        drop(journal);
+        let interrupted = find(dir.path(), "restore-test-1").unwrap();
+        assert_eq!(interrupted.status, OpStatus::Interrupted);
+        assert_eq!(interrupted.next_step(), Some("b"));
+
+        let resumed = Journal::reopen(&interrupted).unwrap();
+        assert!(matches!(Journal::reopen(&interrupted), Err(RestoreError::OpRunning { .. })));
+        resumed.step_failed("b", "boom").unwrap();
+        resumed.finish(false).unwrap();
+        drop(resumed);
+        let failed = find(dir.path(), "restore-test-1").unwrap();
+        assert_eq!(failed.status, OpStatus::Failed);
+        assert_eq!(failed.last_error, Some(("b".to_owned(), "boom".to_owned())));
+
+        let again = Journal::reopen(&failed).unwrap();
+        for step in ["b", "c"] {
+            again.step_finished(step, None).unwrap();
+        }
+        again.finish(true).unwrap();
+        drop(again);
+        let done = find(dir.path(), "restore-test-1").unwrap();
+        assert_eq!(done.status, OpStatus::Succeeded);
+        assert_eq!(done.next_step(), None);
+        assert_eq!(list(dir.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn cut_last_line_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::create(dir.path(), &plan()).unwrap();
+        journal.step_finished("a", None).unwrap();
+        let path = journal.path().to_owned();
+        drop(journal);
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"type\":\"step-fin").unwrap();
+        let operation = read(&path).unwrap();
+        assert_eq!(operation.finished, ["a"]);
+        assert!(matches!(find(dir.path(), "../x"), Err(RestoreError::OpNotFound { .. })));
+    }
+}

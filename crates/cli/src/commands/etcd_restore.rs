@@ -145,7 +145,7 @@ pub async fn run(args: &RestoreArgs, context: &Context) -> anyhow::Result<Exit> 
 
     let state = state_dir();
     let journal = Journal::create(&state, &plan)?;
-    if !context.json() {
+    if context.progress && !context.json() {
         eprintln!("{}", context.tr("restore.run.journal", &[("path", &journal.path().display())]));
     }
     // The snapshot was checked before the plan was printed, so the fresh run records that check
