@@ -7,7 +7,7 @@
 //! variables are merged from its groups ordered by depth below `all`, then
 //! `ansible_group_priority`, then name, with the host's own variables last.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::document::{Document, LineKind, SectionKind};
 use crate::error::InventoryError;
@@ -75,6 +75,8 @@ pub struct Inventory {
     group_index: HashMap<String, usize>,
     hosts: Vec<Host>,
     host_index: HashMap<String, usize>,
+    /// Host name to the groups that list it directly, filled once reading is done.
+    memberships: HashMap<String, Vec<usize>>,
 }
 
 impl Inventory {
@@ -86,7 +88,13 @@ impl Inventory {
     pub fn from_document(document: &Document) -> Result<Inventory, InventoryError> {
         let origin = document.origin().to_owned();
         let syntax = |line: usize, reason: String| InventoryError::Syntax { origin: origin.clone(), line, reason };
-        let mut inventory = Inventory { groups: Vec::new(), group_index: HashMap::new(), hosts: Vec::new(), host_index: HashMap::new() };
+        let mut inventory = Inventory {
+            groups: Vec::new(),
+            group_index: HashMap::new(),
+            hosts: Vec::new(),
+            host_index: HashMap::new(),
+            memberships: HashMap::new(),
+        };
         inventory.add_group("all");
         inventory.add_group("ungrouped");
         inventory.link("all", "ungrouped").map_err(|reason| syntax(0, reason))?;
@@ -261,6 +269,7 @@ impl Inventory {
             self.link("all", &name)?;
         }
         self.compute_depths();
+        self.index_memberships();
 
         let names: Vec<String> = self.hosts.iter().map(|h| h.name.clone()).collect();
         for name in names {
@@ -275,7 +284,17 @@ impl Inventory {
                 self.groups[ungrouped].hosts.push(name);
             }
         }
+        self.index_memberships();
         Ok(())
+    }
+
+    fn index_memberships(&mut self) {
+        self.memberships.clear();
+        for (index, group) in self.groups.iter().enumerate() {
+            for host in &group.hosts {
+                self.memberships.entry(host.clone()).or_default().push(index);
+            }
+        }
     }
 
     fn compute_depths(&mut self) {
@@ -318,7 +337,8 @@ impl Inventory {
     /// Returns the groups `host` belongs to, directly or through children, `all` included.
     pub fn groups_of(&self, host: &str) -> Vec<String> {
         let mut found: Vec<String> = Vec::new();
-        for group in self.groups.iter().filter(|g| g.hosts.iter().any(|h| h == host)) {
+        let direct = self.memberships.get(host).map(Vec::as_slice).unwrap_or_default();
+        for group in direct.iter().map(|index| &self.groups[*index]) {
             for name in std::iter::once(group.name.clone()).chain(self.ancestors(&group.name)) {
                 if !found.contains(&name) {
                     found.push(name);
@@ -351,16 +371,16 @@ impl Inventory {
     /// Returns the hosts of `group` and of its descendants, each once.
     pub fn hosts_in(&self, group: &str) -> Vec<String> {
         let mut found: Vec<String> = Vec::new();
+        let mut found_set: HashSet<&str> = HashSet::new();
         let mut queue = vec![group.to_owned()];
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         while let Some(name) = queue.pop() {
-            if seen.contains(&name) {
+            if !seen.insert(name.clone()) {
                 continue;
             }
-            seen.push(name.clone());
             let Some(found_group) = self.group(&name) else { continue };
             for host in &found_group.hosts {
-                if !found.contains(host) {
+                if found_set.insert(host) {
                     found.push(host.clone());
                 }
             }
