@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use caasctl_core::Progress;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::copy::{Copier, CopyReport};
 use crate::error::RegistryError;
@@ -86,9 +87,13 @@ impl ProgressFactory for NoProgressFactory {
 /// Copies every job, at most `image_jobs` images at once, and returns a report per job in list
 /// order. A failed image does not stop the others; its report has status `failed`.
 pub async fn run(copier: Arc<Copier>, jobs: &[SyncJob], image_jobs: usize, progress: &dyn ProgressFactory) -> Vec<CopyReport> {
+    let span = tracing::info_span!("registry.sync", images = jobs.len());
+    run_jobs(copier, jobs, image_jobs, progress).instrument(span).await
+}
+
+async fn run_jobs(copier: Arc<Copier>, jobs: &[SyncJob], image_jobs: usize, progress: &dyn ProgressFactory) -> Vec<CopyReport> {
     let limit = Arc::new(Semaphore::new(image_jobs.max(1)));
     let started = std::time::Instant::now();
-    let _span = tracing::info_span!("registry.sync", images = jobs.len()).entered();
     tracing::info!(images = jobs.len(), image_jobs, "sync started");
     let tasks = jobs.iter().map(|job| {
         let limit = limit.clone();

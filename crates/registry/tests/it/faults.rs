@@ -38,3 +38,23 @@ async fn rate_limited_requests_retried() {
     let stored = registries.client(&blob_proxy.host).head_manifest("99cloud/metrics", "v1").await.unwrap();
     assert_eq!(stored.as_deref(), Some(image.digest.as_str()));
 }
+
+#[tokio::test]
+async fn failed_chunk_retried() {
+    let (Some(source), Some(target)) = (support::registry(), support::registry()) else { return };
+    let seed = support::registries(&[&source.host]);
+    let image = support::push_image(&seed, &source.host, "99cloud/es", Some("v6"), Format::Oci, "amd64", &[support::random_blob(3 * 1024 * 1024)]).await;
+    let fault = Fault { method: "PATCH".to_owned(), path_contains: "/blobs/uploads/".to_owned(), times: 1, status: "503 Service Unavailable".to_owned(), retry_after: None };
+    let proxy = FaultProxy::start(&target.host, fault);
+
+    let registries = support::registries(&[&source.host, &proxy.host]);
+    let options = CopyOptions { chunk_size: Some(1024 * 1024), ..CopyOptions::default() };
+    let from = Reference::parse(&format!("{}/99cloud/es:v6", source.host)).unwrap();
+    let to = from.map_to(&proxy.host).unwrap();
+    let (report, error) = Copier::new(registries.clone(), options, CancellationToken::new()).copy(&from, &to, Arc::new(NoProgress)).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(report.status, CopyStatus::Copied);
+    assert_eq!(proxy.injected.load(Ordering::SeqCst), 1);
+    let stored = registries.client(&proxy.host).head_manifest("99cloud/es", "v6").await.unwrap();
+    assert_eq!(stored.as_deref(), Some(image.digest.as_str()));
+}
