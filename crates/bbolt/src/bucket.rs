@@ -222,7 +222,9 @@ impl<'a> Cursor<'a> {
                 },
                 Some(Frame::Page { page, next }) => {
                     if *next >= page.count {
+                        let done = *page;
                         self.stack.pop();
+                        self.bucket.db.release(&done);
                         continue;
                     }
                     *next += 1;

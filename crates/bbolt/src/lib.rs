@@ -52,6 +52,7 @@ enum Storage {
 pub struct Db {
     storage: Storage,
     meta: Meta,
+    release_visited: bool,
 }
 
 impl Db {
@@ -104,7 +105,7 @@ impl Db {
             });
         }
         tracing::debug!(page_size = meta.page_size, pages = meta.high_water, txid = meta.txid, meta_page = meta.page, "bbolt meta selected");
-        Ok(Db { storage, meta })
+        Ok(Db { storage, meta, release_visited: false })
     }
 
     fn data(&self) -> &[u8] {
@@ -112,6 +113,28 @@ impl Db {
             Storage::Map(map) => map,
             Storage::Owned(bytes) => bytes,
         }
+    }
+
+    /// Makes cursors drop each file page from this process's memory once they have moved past it,
+    /// so a full walk of a mapped file keeps about one root-to-leaf path resident instead of the
+    /// whole file. Entries read before stay valid: reading them again faults the page back in
+    /// from the page cache. Does nothing for a database read with [`Db::from_bytes`].
+    pub fn release_visited_pages(&mut self, release: bool) {
+        self.release_visited = release;
+    }
+
+    /// Drops a page the cursor has moved past from memory, when [`Db::release_visited_pages`]
+    /// asked for it. Failures only cost memory, so they are ignored.
+    pub(crate) fn release(&self, page: &Page<'_>) {
+        let (Storage::Map(map), true, PageLocation::File(id)) = (&self.storage, self.release_visited, page.location) else {
+            return;
+        };
+        let offset = id as usize * self.page_size();
+        // SAFETY: the map is a read-only private mapping that this process never writes, so
+        // MADV_DONTNEED only drops resident copies; the next read faults the same file bytes
+        // back in. madvise rejects offsets that are not multiples of the OS page size, which
+        // happens only for bbolt page sizes below it, and that error is ignored.
+        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, page.len()) };
     }
 
     /// Returns the meta that describes the database.

@@ -72,6 +72,11 @@ impl<'a> Page<'a> {
         Ok(Page { bytes, location, flags, count })
     }
 
+    /// Returns the page's length in bytes, overflow pages included.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Returns true for a leaf page.
     pub fn is_leaf(&self) -> bool {
         self.flags == LEAF_PAGE
