@@ -322,3 +322,38 @@ fn inventory_show_range_error_names_line() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains(":3: invalid host range in node[01:100]"), "{}", stderr(&output));
 }
+
+#[test]
+fn node_add_json_dry_run_and_violations() {
+    let setup = Setup::new();
+    setup.write(&cluster(&setup.markers()));
+    let mut command = setup.caasctl();
+    let output = command
+        .args(["-o", "json", "node", "add", "-i"])
+        .arg(setup.inventory())
+        .arg("--playbook-dir")
+        .arg(playbook_dir())
+        .args(["node3.example.com", "--var", "openshift_node_group_name=node-config-compute", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["plan"]["hosts"], serde_json::json!(["node3.example.com"]));
+    assert_eq!(report["plan"]["node_type"], "node");
+    assert_eq!(report["plan"]["lines"][0]["new_group"], "new_nodes");
+    assert_eq!(report["ready"], "skipped");
+
+    let mut command = setup.caasctl();
+    let output = command
+        .args(["-o", "json", "--lang", "zh-CN", "node", "add", "-i"])
+        .arg(setup.inventory())
+        .args(["--playbook-dir", "/nonexistent", "node1.example.com"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    let rules: Vec<&str> = report["violations"].as_array().unwrap().iter().map(|v| v["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules, ["already-in-cluster", "playbook-missing"]);
+    assert!(stderr(&output).contains("主机 node1.example.com 已在组 nodes 中"), "{}", stderr(&output));
+}

@@ -255,6 +255,9 @@ impl Document {
     /// # Errors
     /// [`InventoryError::Io`] naming the step that failed; the original file is then untouched.
     pub fn save(&self, path: &Path) -> Result<Option<PathBuf>, InventoryError> {
+        // A symlinked inventory (such as /etc/ansible/hosts) keeps its link: the target is replaced.
+        let resolved = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let path = resolved.as_path();
         let _span = tracing::info_span!("inventory.save", path = %path.display()).entered();
         let io = |action: &'static str, at: &Path| {
             let at = at.to_owned();

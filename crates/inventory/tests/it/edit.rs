@@ -63,3 +63,17 @@ fn save_copies_aside_and_replaces() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), BEFORE.replace("etcd1.example.com\r\n", "etcd1.example.com\r\netcd2.example.com\r\n"));
     assert!(!dir.path().join("hosts.part").exists());
 }
+
+#[test]
+fn save_through_symlink_keeps_link() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = dir.path().join("real-hosts");
+    let link = dir.path().join("hosts");
+    std::fs::write(&target, "[g]\nh1\n").unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let mut document = Document::read(&link).unwrap();
+    document.add_entry("g", SectionKind::Hosts, "h2", None);
+    document.save(&link).unwrap();
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced by a file");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "[g]\nh1\nh2\n");
+}
