@@ -78,6 +78,21 @@ fn sync_copies_then_finds_nothing_to_do() {
     assert_eq!(report["images"][0]["digest"], digest.as_str());
     assert_eq!(report["images"][0]["destination"], format!("{}/99cloud/etcd:v3.4", target.host));
 
+    // With -o json and progress on, stderr carries JSON Lines progress events.
+    let events = Command::cargo_bin("caasctl")
+        .unwrap()
+        .env("DOCKER_CONFIG", "/nonexistent")
+        .env_remove("CAASCTL_NO_PROGRESS")
+        .args(["image", "sync", &src, &format!("{}/events/etcd:v1", target.host), "--insecure", &source.host, "--insecure", &target.host, "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(events.status.success(), "{}", String::from_utf8_lossy(&events.stderr));
+    let stderr = String::from_utf8_lossy(&events.stderr);
+    let last = stderr.lines().filter(|l| l.contains("\"progress\"")).last().unwrap_or_else(|| panic!("no progress event: {stderr}"));
+    let event: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(event["data"]["image"], format!("{}/events/etcd:v1", target.host));
+    assert_eq!(event["data"]["done"], event["data"]["total"]);
+
     let second = caasctl().args(["image", "sync", &src, &target.host, "--insecure", &source.host, "--insecure", &target.host, "-o", "json"]).output().unwrap();
     assert!(second.status.success());
     assert_eq!(json(&second.stdout)["images"][0]["status"], "up-to-date");

@@ -138,6 +138,11 @@ impl CopyReport {
     }
 }
 
+/// Per (destination registry, digest): a repository known to hold the blob, behind an async
+/// mutex that makes a second image wait for a running upload of the same blob instead of
+/// repeating it.
+type Placements = Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<Option<String>>>>>;
+
 /// Copies images; one copier is shared by all images of a run, so that the blob limit is global
 /// and a blob uploaded for one image is mounted, not uploaded again, for the next.
 #[derive(Debug)]
@@ -145,9 +150,7 @@ pub struct Copier {
     registries: Arc<Registries>,
     options: CopyOptions,
     blob_limit: Arc<Semaphore>,
-    /// Per (destination registry, digest): a repository known to hold the blob. The async mutex
-    /// makes a second image wait for a running upload of the same blob instead of repeating it.
-    placements: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<Option<String>>>>>,
+    placements: Placements,
     cancel: CancellationToken,
 }
 

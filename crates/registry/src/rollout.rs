@@ -209,8 +209,7 @@ async fn rollout_nodes(registries: Arc<Registries>, image: &Reference, options: 
     }
 
     let reference = image.to_string();
-    for index in 0..nodes.len() {
-        let report = &mut nodes[index];
+    for report in nodes.iter_mut() {
         if done.contains(&report.host) {
             report.status = NodeStatus::AlreadyDone;
             continue;

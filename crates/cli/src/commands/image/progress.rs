@@ -1,6 +1,11 @@
-//! Progress of `image sync`: one bar per image under a shared `MultiProgress` on a terminal, a
-//! log line every few seconds per image elsewhere, nothing with `--no-progress` or `-q`.
+//! Progress of `image sync`: one bar per image under a shared `MultiProgress` on a terminal,
+//! JSON Lines events on stderr with `-o json`, a log line every few seconds per image elsewhere,
+//! and nothing with `--no-progress` or `-q`.
+//!
+//! An event is `{"type":"progress","data":{"image":DESTINATION,"done":BYTES,"total":BYTES}}`,
+//! written at most every 2 seconds per image and once when the image finishes.
 
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +19,7 @@ use crate::context::Context;
 pub struct ImageBars {
     multi: Option<MultiProgress>,
     enabled: bool,
+    json: bool,
 }
 
 impl ImageBars {
@@ -21,7 +27,7 @@ impl ImageBars {
     pub fn new(context: &Context) -> ImageBars {
         let bars = context.progress && context.stderr_tty && !context.json();
         let multi = bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        ImageBars { multi, enabled: context.progress }
+        ImageBars { multi, enabled: context.progress, json: context.json() }
     }
 
     /// Removes the bars before the results are printed.
@@ -44,6 +50,7 @@ impl ProgressFactory for ImageBars {
                 bar.set_message(destination.to_owned());
                 Arc::new(ImageBar { bar })
             }
+            (None, true) if self.json => Arc::new(ImageEvents { destination: destination.to_owned(), state: Mutex::new((0, None, Instant::now())) }),
             (None, true) => Arc::new(ImageLog { destination: destination.to_owned(), state: Mutex::new((0, None, Instant::now())) }),
             (None, false) => Arc::new(caasctl_core::NoProgress),
         }
@@ -93,4 +100,42 @@ impl Progress for ImageLog {
     }
 
     fn finish(&self) {}
+}
+
+/// Bytes done, total, and time of the last event, written as JSON Lines on stderr.
+struct ImageEvents {
+    destination: String,
+    state: Mutex<(u64, Option<u64>, Instant)>,
+}
+
+impl ImageEvents {
+    fn emit(&self, done: u64, total: Option<u64>) {
+        let event = serde_json::json!({ "type": "progress", "data": { "image": self.destination, "done": done, "total": total } });
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "{event}");
+    }
+}
+
+impl Progress for ImageEvents {
+    fn start(&self, _label: &str, total: Option<u64>) {
+        if let Ok(mut state) = self.state.lock() {
+            *state = (0, total, Instant::now());
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Ok(mut state) = self.state.lock() {
+            state.0 += bytes;
+            if state.2.elapsed() >= Duration::from_secs(2) {
+                state.2 = Instant::now();
+                self.emit(state.0, state.1);
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Ok(state) = self.state.lock() {
+            self.emit(state.0, state.1);
+        }
+    }
 }
