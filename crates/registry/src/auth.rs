@@ -1,11 +1,11 @@
 //! Registry credentials and the authentication handshake.
 //!
 //! Credentials come from a Docker `config.json` (`auths.<registry>.auth`, the base64 of
-//! `user:password`), the file `docker login` writes. A registry that wants authentication answers
-//! 401 with a `WWW-Authenticate` challenge: `Basic` means the credentials go in every request,
-//! `Bearer realm=...,service=...` means the client asks the realm (the token endpoint) for a token
-//! for the scope it needs (`repository:NAME:pull,push`), sending the credentials there if it has
-//! any, and then sends `Authorization: Bearer TOKEN`.
+//! `user:password`), the file `docker login` writes. A registry that requires authentication
+//! responds with 401 and a `WWW-Authenticate` challenge. With `Basic`, the credentials go in every
+//! request. With `Bearer realm=...,service=...`, the client requests a token for the scope it needs
+//! (`repository:NAME:pull,push`) from the realm (the token endpoint), sending the credentials
+//! there if it has any, and then sends `Authorization: Bearer TOKEN`.
 //!
 //! # Limitations
 //! Credential helpers (`credsStore`, `credHelpers`) are not run; only inline `auth` entries are read.
@@ -192,7 +192,7 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    /// Returns the token, whichever field holds it.
+    /// Returns the token from whichever field contains it.
     pub fn into_token(self) -> Option<String> {
         self.token.or(self.access_token).filter(|t| !t.is_empty())
     }

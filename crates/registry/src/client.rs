@@ -2,7 +2,7 @@
 //! the registry HTTP API v2. Blob calls are in [`crate::client::blob`].
 //!
 //! Every request goes through [`RegistryClient::send`], which adds the `Authorization` header the
-//! registry asked for, answers a 401 challenge once per request by fetching a token for the
+//! registry requested, handles a 401 challenge once per request by fetching a token for the
 //! request's scopes, and retries HTTP 429, HTTP 5xx and transport failures with backoff.
 
 pub mod blob;
@@ -115,7 +115,7 @@ pub struct RegistryRequest {
     pub headers: HeaderMap,
     /// Body.
     pub body: RequestBody,
-    /// What the request does, for errors and logs.
+    /// Description of the request, for errors and logs.
     pub operation: String,
 }
 
@@ -161,7 +161,7 @@ impl RegistryClient {
         }
     }
 
-    /// Answers a 401: remembers the challenge and, for Bearer, fetches a token for `scopes`.
+    /// Handles a 401: stores the challenge and, for Bearer, fetches a token for `scopes`.
     /// Returns false when there is nothing new to try.
     async fn authenticate(&self, headers: &HeaderMap, scopes: &[String]) -> Result<bool, RegistryError> {
         let Some(challenge) = headers.get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).and_then(Challenge::parse) else {

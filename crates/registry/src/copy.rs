@@ -1,10 +1,10 @@
 //! Copying one image between registries with every platform and unchanged digests.
 //!
-//! The copy reads the source manifest as bytes, finds every child manifest and blob it needs,
-//! copies the blobs the destination lacks (skipping present ones, mounting ones another
-//! repository of the destination already holds, uploading the rest in parallel under a shared
-//! limit), pushes child manifests by digest and finally the top manifest under the destination
-//! tag. Before it moves a tag that points at other content, it stores the old manifest under a
+//! The copy reads the source manifest as bytes and finds every child manifest and blob it needs.
+//! It copies the blobs the destination lacks: present ones are skipped, ones that another
+//! repository of the destination contains are mounted, and the rest are uploaded in parallel
+//! under a shared limit. Then it pushes child manifests by digest and finally the top manifest
+//! under the destination tag. Before it moves a tag that points at other content, it stores the old manifest under a
 //! backup tag, so a rollout can be undone by copying the backup tag back.
 
 mod blobs;
@@ -76,7 +76,7 @@ pub enum CopyStatus {
     Failed,
 }
 
-/// What one image copy did. This is the JSON of `caasctl image sync -o json` (one per image).
+/// Result of one image copy. This is the JSON of `caasctl image sync -o json` (one per image).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CopyReport {
@@ -143,8 +143,8 @@ impl CopyReport {
 /// repeating it.
 type Placements = Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<Option<String>>>>>;
 
-/// Copies images; one copier is shared by all images of a run, so that the blob limit is global
-/// and a blob uploaded for one image is mounted, not uploaded again, for the next.
+/// Copier of images. One copier is shared by all images of a run, so the blob limit is global,
+/// and a blob uploaded for one image is mounted for the next instead of uploaded again.
 #[derive(Debug)]
 pub struct Copier {
     registries: Arc<Registries>,

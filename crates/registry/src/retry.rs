@@ -63,9 +63,11 @@ mod tests {
     fn backoff_doubles_and_caps() {
         let policy = RetryPolicy { attempts: 10, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
         let first = policy.delay(1, None);
-        assert!(first >= Duration::from_millis(100) && first < Duration::from_millis(126), "{first:?}");
+        assert!(first >= Duration::from_millis(100), "{first:?}");
+        assert!(first < Duration::from_millis(126), "{first:?}");
         let third = policy.delay(3, None);
-        assert!(third >= Duration::from_millis(400) && third < Duration::from_millis(501), "{third:?}");
+        assert!(third >= Duration::from_millis(400), "{third:?}");
+        assert!(third < Duration::from_millis(501), "{third:?}");
         assert!(policy.delay(9, None) <= Duration::from_millis(1250));
     }
 

@@ -1,15 +1,15 @@
 //! Node-by-node rollout of an image: the runbook's "pull the image on each node, one at a time,
 //! and check that the node runs the new image", with the check made on digests.
 //!
-//! The rollout first resolves the image in the registry (the digest the tag points at, and per
-//! platform the image manifest and the config digest that Docker shows as the image ID), then
-//! asks every node for its architecture and container runtime, and refuses to start when the
+//! The rollout first resolves the image in the registry: the digest the tag points at, and per
+//! platform the image manifest and the config digest that Docker shows as the image ID. Then it
+//! queries every node for its architecture and container runtime, and does not start when the
 //! registry lacks the image for a node's platform. Then it goes node by node: pull, inspect,
 //! compare, and stop at the first node that fails or reports another digest, so that at most one
 //! node is left in a doubtful state.
 //!
-//! Commands run through the system `ssh` (or a stand-in given as `ssh_command`, invoked the same
-//! way: `PROGRAM [ARGS...] HOST COMMAND`).
+//! Commands run through the system `ssh`, or through another program set in
+//! [`NodeShell::command`] that is invoked the same way: `PROGRAM [ARGS...] HOST COMMAND`.
 
 mod node;
 
@@ -37,7 +37,7 @@ pub struct PlatformImage {
     pub image_id: String,
 }
 
-/// What the registry has for the image.
+/// The image as resolved in the registry: its digest and its platforms.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryImage {
@@ -121,7 +121,7 @@ pub struct RolloutOptions {
     pub hosts: Vec<String>,
     /// Container runtime, or detection per node.
     pub runtime: Runtime,
-    /// How commands reach a node.
+    /// Shell command that runs commands on a node.
     pub shell: NodeShell,
     /// JSON Lines file recording finished nodes; a rerun skips the nodes it lists as done for
     /// the same digest.
@@ -170,7 +170,7 @@ async fn config_platform(client: &crate::client::RegistryClient, repository: &st
 
 /// Rolls `image` out to the hosts, one at a time.
 ///
-/// Returns the report, which says for each node what it reports; the rollout is complete only
+/// Returns the report, with the image ID and digests each node reports; the rollout is complete only
 /// when every node matched.
 ///
 /// # Errors

@@ -3,7 +3,7 @@
 //!
 //! An upload starts with `POST /v2/NAME/blobs/uploads/`, which returns a session URL in
 //! `Location`. A monolithic upload sends the whole blob with `PUT LOCATION?digest=D`; a chunked one
-//! sends `PATCH LOCATION` with `Content-Range` per chunk, each answer carrying the next session URL,
+//! sends `PATCH LOCATION` with `Content-Range` per chunk, each response carrying the next session URL,
 //! and ends with an empty `PUT ...?digest=D`. The registry checks the digest when the upload ends,
 //! so a corrupted transfer fails there.
 
@@ -73,9 +73,10 @@ impl RegistryClient {
         }
     }
 
-    /// Starts an upload to `repository`. With `mount = Some((digest, from))` the registry is asked
-    /// to link the blob from repository `from`; a registry that cannot (the blob is not there, or
-    /// mounts are off) opens an ordinary upload session instead (202), which the caller fills.
+    /// Starts an upload to `repository`. With `mount = Some((digest, from))` the registry is
+    /// requested to link the blob from repository `from`. A registry that cannot (the blob is not
+    /// there, or mounts are off) opens an ordinary upload session instead (202), which the
+    /// caller fills.
     pub async fn start_upload(&self, repository: &str, mount: Option<(&str, &str)>) -> Result<UploadStart, RegistryError> {
         let mut url = self.url(&format!("{repository}/blobs/uploads/"));
         let mut scopes = vec![push_scope(repository)];

@@ -19,7 +19,7 @@ use crate::error::RegistryError;
 use crate::manifest::Descriptor;
 use crate::reference::Reference;
 
-/// What happened to one blob.
+/// Outcome of one blob copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum BlobOutcome {
     /// The destination repository had it.
@@ -146,8 +146,8 @@ impl Copier {
         Ok(offset)
     }
 
-    /// Sends one chunk; when the request fails, asks the session how much it holds and sends
-    /// only the rest, so a broken connection does not restart the whole blob.
+    /// Sends one chunk. When the request fails, it queries how many bytes the session stored and
+    /// sends only the rest, so a broken connection does not restart the whole blob.
     async fn send_chunk(&self, dst: &RegistryClient, destination: &Reference, location: url::Url, chunk: Bytes, offset: u64) -> Result<url::Url, RegistryError> {
         match dst.upload_chunk(location.clone(), &destination.repository, chunk.clone(), offset).await {
             Ok(next) => Ok(next),
