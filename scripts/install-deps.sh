@@ -33,8 +33,14 @@ for b in etcd etcdctl etcdutl; do
     ln -sf "$bindir/$b" "$tools/bin/${b}-3.5"
 done
 
+# S3-compatible server that checks SigV4 signatures; 0.14.1 is the last release this rustc builds.
+if [ ! -x "$tools/bin/s3s-fs" ] || ! "$tools/bin/s3s-fs" --version 2>/dev/null | grep -q '0\.14\.1'; then
+    cargo install s3s-fs@0.14.1 --features binary --locked --root "$tools"
+fi
+
 echo "etcd 3.4: $(/usr/bin/etcd --version | head -n1)"
 echo "etcd 3.5: $("$tools/bin/etcd-3.5" --version | head -n1)"
+echo "s3s-fs: $("$tools/bin/s3s-fs" --version)"
 echo "tools in $tools/bin"
 
 # kube-apiserver, controller-manager, scheduler and kubemark for the Kubernetes control-plane tests;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use caasctl_testing::etcd::{load_k8s_data, ClusterOptions};
+use caasctl_testing::s3::S3Server;
 use caasctl_testing::{require, EtcdCluster, EtcdVersion};
 use serde_json::Value;
 
@@ -204,4 +205,144 @@ fn encrypted_backup_needs_identity() {
         .unwrap();
     assert_eq!(no_key.status.code(), Some(2), "--encrypt without a recipient is a usage error");
     assert!(text(&no_key.stderr).contains("no recipient"), "{}", text(&no_key.stderr));
+}
+
+fn s3_server() -> Option<S3Server> {
+    if !require(S3Server::available(), &caasctl_testing::s3::s3s_binary().display().to_string()) {
+        return None;
+    }
+    Some(S3Server::start(&["backups"]))
+}
+
+/// A caasctl command with S3 credentials and endpoint options for `server`.
+fn s3_caasctl(server: &S3Server, secret: &str) -> Command {
+    let mut command = caasctl();
+    command
+        .env("AWS_ACCESS_KEY_ID", caasctl_testing::s3::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("CAASCTL_S3_ENDPOINT", server.endpoint());
+    command
+}
+
+const S3_REPO: &str = "s3://backups/etcd/main";
+
+fn s3_backup(server: &S3Server, cluster: &EtcdCluster, extra: &[&str]) -> Output {
+    s3_caasctl(server, caasctl_testing::s3::SECRET_KEY)
+        .args(["--lang", "en", "-o", "json", "etcd", "backup", "--no-config", "--s3-path-style", "--endpoints", &cluster.endpoints(), "--repo", S3_REPO])
+        .args(cluster.tls_args())
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn s3_list(server: &S3Server) -> Vec<Value> {
+    let output = s3_caasctl(server, caasctl_testing::s3::SECRET_KEY)
+        .args(["-o", "json", "etcd", "backups", "list", "--s3-path-style", "--repo", S3_REPO])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "list failed: {}", text(&output.stderr));
+    serde_json::from_slice::<Value>(&output.stdout).unwrap().as_array().unwrap().clone()
+}
+
+#[test]
+fn s3_backup_list_verify_prune() {
+    use age::secrecy::ExposeSecret;
+    let Some(server) = s3_server() else { return };
+    let Some(cluster) = start(500) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let identity = age::x25519::Identity::generate();
+    let identity_file = dir.path().join("key.txt");
+    std::fs::write(&identity_file, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+
+    let plain = s3_backup(&server, &cluster, &[]);
+    let plain_id = backup_id(&plain);
+    assert!(text(&plain.stderr).contains("unencrypted backup to the remote repository"), "{}", text(&plain.stderr));
+    assert!(!text(&plain.stderr).contains(caasctl_testing::s3::SECRET_KEY), "the secret is never printed");
+
+    let encrypted = s3_backup(&server, &cluster, &["--recipient", &identity.to_public().to_string()]);
+    let encrypted_id = backup_id(&encrypted);
+    assert!(!text(&encrypted.stderr).contains("unencrypted"), "{}", text(&encrypted.stderr));
+
+    // The objects are where the manifest says, with the recorded bytes.
+    let manifest: Value = serde_json::from_slice(&plain.stdout).unwrap();
+    let object = server.data_dir().join("backups/etcd/main").join(&plain_id).join("snapshot.db");
+    assert_eq!(std::fs::metadata(&object).unwrap().len(), manifest["snapshot"]["size"].as_u64().unwrap());
+    assert_eq!(sha256_hex(&std::fs::read(&object).unwrap()), manifest["snapshot"]["sha256"].as_str().unwrap());
+
+    let entries = s3_list(&server);
+    assert_eq!(ids(&entries, "complete"), vec![plain_id.clone(), encrypted_id.clone()]);
+
+    let verify = s3_caasctl(&server, caasctl_testing::s3::SECRET_KEY)
+        .args(["--lang", "en", "etcd", "backups", "verify", "--s3-path-style", "--repo", S3_REPO, "--identity"])
+        .arg(&identity_file)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{} {}", text(&verify.stdout), text(&verify.stderr));
+    assert_eq!(text(&verify.stdout).matches("every hash matches").count(), 2, "{}", text(&verify.stdout));
+
+    let prune = s3_caasctl(&server, caasctl_testing::s3::SECRET_KEY)
+        .args(["--lang", "en", "etcd", "backups", "prune", "--s3-path-style", "--repo", S3_REPO, "--keep-last", "1", "--yes"])
+        .output()
+        .unwrap();
+    assert!(prune.status.success(), "{}", text(&prune.stderr));
+    assert_eq!(ids(&s3_list(&server), "complete"), vec![encrypted_id.clone()]);
+    assert!(!server.data_dir().join("backups/etcd/main").join(&plain_id).join("snapshot.db").exists(), "the pruned objects are gone");
+}
+
+#[test]
+fn s3_wrong_secret_is_clear() {
+    let Some(server) = s3_server() else { return };
+    let output = s3_caasctl(&server, "not-the-secret")
+        .args(["--lang", "en", "etcd", "backups", "list", "--s3-path-style", "--repo", S3_REPO])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("rejected the credentials"), "{stderr}");
+    assert!(stderr.contains("AWS_SECRET_ACCESS_KEY"), "the hint names the variables: {stderr}");
+    assert!(!stderr.contains("not-the-secret"), "the secret is never printed: {stderr}");
+}
+
+#[test]
+fn s3_server_stopped_mid_upload() {
+    let Some(mut server) = s3_server() else { return };
+    let version = EtcdVersion::V35;
+    if !require(version.available(), &version.etcd_binary().display().to_string()) {
+        return;
+    }
+    let cluster = EtcdCluster::start(ClusterOptions::new(1, version, true));
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut client = cluster.client().await;
+        load_k8s_data(&mut client, 1_500, 10_240).await;
+    });
+
+    // The transfer is slowed down so that the server stops while the upload runs.
+    let pid = server.pid().unwrap();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2_500));
+        // SAFETY: the PID belongs to the s3s-fs child this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let started = std::time::Instant::now();
+    let failed = s3_backup(&server, &cluster, &["--rate-limit", "4"]);
+    stopper.join().unwrap();
+    assert_eq!(failed.status.code(), Some(1), "the backup fails: {}", text(&failed.stderr));
+    assert!(started.elapsed() < Duration::from_secs(90), "it fails in bounded time");
+    server.stop();
+    server.resume();
+
+    let entries = s3_list(&server);
+    assert!(ids(&entries, "complete").is_empty(), "nothing half-written is listed as complete: {entries:?}");
+
+    let retried = s3_backup(&server, &cluster, &[]);
+    let id = backup_id(&retried);
+    let entries = s3_list(&server);
+    assert_eq!(ids(&entries, "complete"), vec![id], "{entries:?}");
+    let verify = s3_caasctl(&server, caasctl_testing::s3::SECRET_KEY)
+        .args(["etcd", "backups", "verify", "--s3-path-style", "--repo", S3_REPO])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
 }

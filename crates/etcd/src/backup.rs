@@ -4,18 +4,20 @@
 //! With recipients, the snapshot and the archives are encrypted with age on their way to the
 //! repository, after the plaintext was hashed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use caasctl_core::{timefmt, Localize, Message, Progress};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::client::{MemberClient, Timeouts};
-use crate::blob::{parse_recipients, FileSink, KeyError, StoredWriter, AGE_SCHEME, AGE_SUFFIX};
+use crate::blob::{parse_recipients, BlobSink, KeyError, StoredDigest, StoredWriter, AGE_SCHEME, AGE_SUFFIX};
 use crate::config_archive::archive_bytes;
 use crate::endpoints::ClusterAccess;
 use crate::error::EtcdError;
 use crate::health::{check_all, members, EndpointHealth};
-use crate::repo::{part_path, ConfigArchive, LocalRepo, Manifest, RepoError, SnapshotFile, SourceMember, SNAPSHOT};
+use crate::repo::{ConfigArchive, Manifest, RepoError, SnapshotFile, SourceMember, SNAPSHOT};
+use crate::s3::S3Options;
+use crate::store::{Repository, StoreError, Work};
 use crate::snapshot::{stream_to_sink, StreamOptions};
 use crate::tls::TlsMaterial;
 
@@ -33,8 +35,10 @@ pub struct ConfigSource {
 pub struct BackupRequest {
     /// Cluster endpoints and TLS files.
     pub access: ClusterAccess,
-    /// Repository directory.
-    pub repo: PathBuf,
+    /// Repository directory or `s3://BUCKET/PREFIX`.
+    pub repo: String,
+    /// How to reach an S3 repository.
+    pub s3: S3Options,
     /// Configuration directories to archive.
     pub config: Vec<ConfigSource>,
     /// Timeouts for requests.
@@ -76,6 +80,9 @@ pub enum BackupError {
     /// Writing the repository failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// Writing the repository failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// A configuration directory could not be archived.
     #[error("failed to archive {}", dir.display())]
     Config {
@@ -101,6 +108,7 @@ impl Localize for BackupError {
         match self {
             BackupError::Etcd(inner) => inner.message(),
             BackupError::Repo(inner) => inner.message(),
+            BackupError::Store(inner) => inner.message(),
             BackupError::Config { dir, source } => Message::new("backup.error.config").arg("dir", dir.display()).arg("reason", source),
             BackupError::Key(inner) => inner.message(),
             BackupError::NoHealthyMember { .. } => EtcdError::NoHealthyMember.message(),
@@ -111,6 +119,7 @@ impl Localize for BackupError {
         match self {
             BackupError::Etcd(inner) => inner.hint(),
             BackupError::Repo(inner) => inner.hint(),
+            BackupError::Store(inner) => inner.hint(),
             BackupError::Config { .. } => Some(Message::new("backup.hint.config")),
             BackupError::Key(inner) => inner.hint(),
             BackupError::NoHealthyMember { .. } => EtcdError::NoHealthyMember.hint(),
@@ -136,12 +145,15 @@ pub fn snapshot_order(checked: Vec<(EndpointHealth, Option<MemberClient>)>) -> (
 /// [`BackupError`]; the working directory of a failed backup is removed, so nothing incomplete
 /// is left behind, except after a crash, when `backups list` shows it as incomplete.
 pub async fn run_backup(request: &BackupRequest, progress: &dyn Progress) -> Result<BackupOutcome, BackupError> {
-    let span = info_span!("etcd.backup", repo = %request.repo.display());
+    let span = info_span!("etcd.backup", repo = %request.repo);
     async move {
         let started = timefmt::now();
         let tls = TlsMaterial::load(&request.access.tls).map_err(EtcdError::from)?;
         let recipients = parse_recipients(&request.recipients)?;
-        let repo = LocalRepo::open(&request.repo)?;
+        let repo = Repository::open(&request.repo, &request.s3)?;
+        if repo.is_remote() && recipients.is_empty() {
+            warn!(repo = %repo.display(), "writing an unencrypted backup to a remote repository");
+        }
 
         let checked = check_all(&request.access.endpoints, &tls, request.timeouts).await;
         let (health, candidates) = snapshot_order(checked);
@@ -150,13 +162,14 @@ pub async fn run_backup(request: &BackupRequest, progress: &dyn Progress) -> Res
         }
         let (cluster_id, member_list) = members(&candidates[0].1).await?;
 
-        let (id, work) = repo.begin(&format!("etcd-{}", timefmt::compact(started)))?;
+        let work = repo.begin(&format!("etcd-{}", timefmt::compact(started))).await?;
+        let id = work.id.clone();
         info!(id = %id, "backup started");
-        let result = write_backup(request, &recipients, &id, &work, &candidates, progress).await;
+        let result = write_backup(request, &recipients, &work, &candidates, progress).await;
         let (snapshot, source, revision, key_count, failed_attempts, config_archives) = match result {
             Ok(parts) => parts,
             Err(error) => {
-                let _ = std::fs::remove_dir_all(&work);
+                work.discard().await;
                 return Err(error);
             }
         };
@@ -185,13 +198,7 @@ pub async fn run_backup(request: &BackupRequest, progress: &dyn Progress) -> Res
             encryption: (!request.recipients.is_empty())
                 .then(|| serde_json::json!({ "scheme": AGE_SCHEME, "recipients": request.recipients })),
         };
-        let path = match repo.commit(&work, &manifest) {
-            Ok(path) => path,
-            Err(error) => {
-                let _ = std::fs::remove_dir_all(&work);
-                return Err(error.into());
-            }
-        };
+        let path = work.commit(&manifest).await?;
         info!(id = %id, bytes = manifest.snapshot.size, revision, key_count, "backup finished");
         Ok(BackupOutcome { manifest, path, health, failed_attempts })
     }
@@ -204,30 +211,25 @@ type BackupParts = (SnapshotFile, SourceMember, i64, i64, Vec<FailedAttempt>, Ve
 async fn write_backup(
     request: &BackupRequest,
     recipients: &[age::x25519::Recipient],
-    id: &str,
-    work: &Path,
+    work: &Work,
     candidates: &[(EndpointHealth, MemberClient)],
     progress: &dyn Progress,
 ) -> Result<BackupParts, BackupError> {
     let suffix = if recipients.is_empty() { "" } else { AGE_SUFFIX };
     let snapshot_file = format!("{SNAPSHOT}{suffix}");
-    let target = work.join(&snapshot_file);
-    let part = part_path(&target);
+    let target = work.describe(&snapshot_file);
     let mut failed_attempts = Vec::new();
     let mut saved = None;
 
     for (health, client) in candidates {
-        let _ = std::fs::remove_file(&part);
         // NOTE: revision and key count are read right before the stream starts; writes that land
         // between this read and the snapshot make the manifest lag the snapshot by those writes.
         let counted = client.revision_and_count().await;
         let streamed = match counted {
-            Ok(counts) => match FileSink::create(&part) {
-                Ok(sink) => stream_to_sink(client, Box::new(sink), recipients, &part.display().to_string(), progress, request.stream)
-                    .await
-                    .map(|digest| (counts, digest)),
-                Err(source) => Err(EtcdError::WriteFile { path: part.clone(), source }),
-            },
+            Ok(counts) => {
+                let sink = work.sink(&snapshot_file).await?;
+                stream_to_sink(client, sink, recipients, &target, progress, request.stream).await.map(|digest| (counts, digest))
+            }
             Err(error) => Err(error),
         };
         match streamed {
@@ -239,36 +241,25 @@ async fn write_backup(
                 warn!(endpoint = %health.endpoint, error = %error, "snapshot failed, trying the next healthy member");
                 failed_attempts.push(FailedAttempt { endpoint: health.endpoint.clone(), error: error.to_string() });
             }
-            Err(error) => {
-                let _ = std::fs::remove_file(&part);
-                return Err(error.into());
-            }
+            Err(error) => return Err(error.into()),
         }
     }
     let Some((health, revision, key_count, (digest, stored))) = saved else {
-        let _ = std::fs::remove_file(&part);
         return Err(EtcdError::AllSnapshotsFailed { attempts: failed_attempts.len() }.into());
     };
-    std::fs::rename(&part, &target).map_err(|source| RepoError::Io { action: "rename", path: part.clone(), source })?;
+    work.publish(&snapshot_file)?;
 
     let mut archives = Vec::new();
-    if !request.config.is_empty() {
-        crate::repo::create_private_dir(&work.join("config"))?;
-    }
     for config in &request.config {
         let file = format!("config/{}.tar.gz{suffix}", sanitize(&config.member));
-        let target = work.join(&file);
-        let part = part_path(&target);
         let (bytes, sha256) = archive_bytes(&config.dir).map_err(|source| BackupError::Config { dir: config.dir.clone(), source })?;
-        let write_error = |source| RepoError::Io { action: "write", path: part.clone(), source };
-        let sink = FileSink::create(&part).map_err(write_error)?;
-        let mut writer = StoredWriter::new(Box::new(sink), recipients).map_err(write_error)?;
-        if let Err(source) = std::io::Write::write_all(&mut writer, &bytes) {
-            writer.abort();
-            return Err(write_error(source).into());
-        }
-        let stored = writer.finish().map_err(write_error)?;
-        std::fs::rename(&part, &target).map_err(|source| RepoError::Io { action: "rename", path: part.clone(), source })?;
+        let sink = work.sink(&file).await?;
+        // An upload sink blocks on the runtime, so the bytes are written from a plain thread.
+        let written = std::thread::scope(|scope| scope.spawn(|| write_stored(sink, recipients, &bytes)).join());
+        let stored = written
+            .unwrap_or_else(|_| Err(std::io::Error::other("archive writer thread panicked")))
+            .map_err(|source| RepoError::Io { action: "write", path: PathBuf::from(work.describe(&file)), source })?;
+        work.publish(&file)?;
         let encrypted = !recipients.is_empty();
         archives.push(ConfigArchive {
             member: config.member.clone(),
@@ -280,7 +271,7 @@ async fn write_backup(
             ciphertext_sha256: encrypted.then_some(stored.sha256),
         });
     }
-    info!(id, archives = archives.len(), "snapshot and configuration stored");
+    info!(id = %work.id, archives = archives.len(), "snapshot and configuration stored");
 
     let encrypted = !recipients.is_empty();
     let snapshot = SnapshotFile {
@@ -293,6 +284,16 @@ async fn write_backup(
     };
     let source = SourceMember { name: String::new(), id: health.member_id.clone().unwrap_or_default(), endpoint: health.endpoint.clone() };
     Ok((snapshot, source, revision, key_count, failed_attempts, archives))
+}
+
+/// Writes `bytes` through optional encryption into `sink` and commits it.
+fn write_stored(sink: Box<dyn BlobSink>, recipients: &[age::x25519::Recipient], bytes: &[u8]) -> std::io::Result<StoredDigest> {
+    let mut writer = StoredWriter::new(sink, recipients)?;
+    if let Err(error) = std::io::Write::write_all(&mut writer, bytes) {
+        writer.abort();
+        return Err(error);
+    }
+    writer.finish()
 }
 
 /// Makes a member name safe as a file name.

@@ -6,7 +6,7 @@
 //! encryptor, so the hashes in a manifest mean the same with and without encryption; the
 //! ciphertext hash is recorded beside them.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -288,7 +288,7 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<String>, KeyError> {
 
 /// Identities that can decrypt a backup, read from an age identity file (`AGE-SECRET-KEY-1...`).
 pub struct Identities {
-    identities: Vec<Box<dyn age::Identity>>,
+    identities: Vec<age::x25519::Identity>,
 }
 
 impl std::fmt::Debug for Identities {
@@ -298,14 +298,17 @@ impl std::fmt::Debug for Identities {
 }
 
 impl Identities {
-    /// Reads an identity file.
+    /// Reads an X25519 identity file: `AGE-SECRET-KEY-1...` lines, `#` comments skipped.
     ///
     /// # Errors
     /// [`KeyError`].
     pub fn read(path: &Path) -> Result<Identities, KeyError> {
-        let file = std::fs::File::open(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
-        let parsed = age::IdentityFile::from_buffer(BufReader::new(file)).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
-        let identities = parsed.into_identities().map_err(|_| KeyError::NoIdentity { path: path.to_owned() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
+        let mut identities = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let identity = age::x25519::Identity::from_str(line).map_err(|_| KeyError::NoIdentity { path: path.to_owned() })?;
+            identities.push(identity);
+        }
         if identities.is_empty() {
             return Err(KeyError::NoIdentity { path: path.to_owned() });
         }
@@ -319,7 +322,7 @@ impl Identities {
     pub fn decrypt<'a, R: BufRead + 'a>(&'a self, input: R) -> io::Result<Box<dyn Read + 'a>> {
         let decryptor = age::Decryptor::new_buffered(input).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let reader = decryptor
-            .decrypt(self.identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .decrypt(self.identities.iter().map(|i| i as &dyn age::Identity))
             .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e))?;
         Ok(Box::new(reader))
     }
@@ -362,7 +365,7 @@ mod tests {
         assert_eq!(digest.size, ciphertext.len() as u64);
         assert_eq!(digest.sha256, hex::encode(Sha256::digest(&ciphertext)));
 
-        let identities = Identities { identities: vec![Box::new(identity)] };
+        let identities = Identities { identities: vec![identity] };
         let mut out = Vec::new();
         identities.decrypt(io::Cursor::new(ciphertext)).unwrap().read_to_end(&mut out).unwrap();
         assert_eq!(out, plaintext);

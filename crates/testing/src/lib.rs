@@ -15,6 +15,7 @@ pub mod ports;
 pub mod scripted;
 pub mod sshd;
 pub mod registry;
+pub mod s3;
 pub mod token_server;
 
 pub use certs::TestPki;

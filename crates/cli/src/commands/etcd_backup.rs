@@ -21,12 +21,16 @@ pub async fn run(args: &BackupArgs, context: &Context) -> anyhow::Result<Exit> {
     let recipients = args.encryption.recipients(&config)?;
     let request = BackupRequest {
         access,
-        repo: resolved.local_dir()?,
+        repo: resolved.repo.clone(),
+        s3: resolved.s3(),
         recipients,
         config: config_sources(args),
         timeouts: endpoints::timeouts(&args.endpoints),
         stream: StreamOptions { rate_limit: args.rate_limit.map(|mib| (mib * 1024.0 * 1024.0) as u64) },
     };
+    if resolved.repo.starts_with("s3://") && request.recipients.is_empty() {
+        eprintln!("caasctl: {}", context.tr("s3.warn.unencrypted", &[("repo", &resolved.repo)]));
+    }
     let progress = crate::progress::reporter(context);
     let outcome = match run_backup(&request, progress.as_ref()).await {
         Ok(outcome) => outcome,

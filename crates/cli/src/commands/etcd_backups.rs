@@ -3,8 +3,7 @@
 
 use caasctl_core::timefmt;
 use caasctl_etcd::blob::Identities;
-use caasctl_etcd::repo::{LocalRepo, VerifyRecord, VerifyReport};
-use caasctl_etcd::verify::verify_stored;
+use caasctl_etcd::repo::{VerifyRecord, VerifyReport};
 
 use crate::args::{RepoArgs, VerifyArgs};
 use crate::context::Context;
@@ -13,9 +12,9 @@ use crate::output::{human_bytes, print_json, print_text, Table};
 use crate::Exit;
 
 /// Lists backups.
-pub fn list(args: &RepoArgs, context: &Context) -> anyhow::Result<Exit> {
-    let repo = LocalRepo::open(&args.resolve()?.0.local_dir()?)?;
-    let entries = repo.list()?;
+pub async fn list(args: &RepoArgs, context: &Context) -> anyhow::Result<Exit> {
+    let repo = args.resolve()?.0.open()?;
+    let entries = repo.list().await?;
     if context.json() {
         print_json(&entries);
         return Ok(Exit::Success);
@@ -42,29 +41,23 @@ pub fn list(args: &RepoArgs, context: &Context) -> anyhow::Result<Exit> {
 }
 
 /// Verifies one backup, or every complete one.
-pub fn verify(args: &VerifyArgs, context: &Context) -> anyhow::Result<Exit> {
-    let dir = args.repo.resolve()?.0.local_dir()?;
-    let repo = LocalRepo::open(&dir)?;
+pub async fn verify(args: &VerifyArgs, context: &Context) -> anyhow::Result<Exit> {
+    let repo = args.repo.resolve()?.0.open()?;
     let identities = args.identity.as_deref().map(Identities::read).transpose()?;
     let targets = match &args.id {
-        Some(id) => vec![repo.get(id)?],
-        None => repo
-            .list()?
-            .into_iter()
-            .filter_map(|e| e.manifest.map(|m| (e.path, m)))
-            .collect(),
+        Some(id) => vec![repo.get(id).await?],
+        None => repo.list().await?.into_iter().filter(|e| e.state == "complete").collect(),
     };
     if targets.is_empty() {
-        return Err(CliError::NoBackups { repo: dir.display().to_string() }.into());
+        return Err(CliError::NoBackups { repo: repo.display() }.into());
     }
 
     let progress = crate::progress::reporter(context);
     let mut reports: Vec<VerifyReport> = Vec::new();
-    for (path, manifest) in &targets {
-        let open = |file: &str| -> std::io::Result<Box<dyn std::io::Read + Send>> { Ok(Box::new(std::fs::File::open(path.join(file))?)) };
-        let report = verify_stored(&open, manifest, identities.as_ref(), progress.as_ref());
+    for entry in &targets {
+        let report = repo.verify(entry, identities.as_ref(), progress.as_ref()).await?;
         let record = VerifyRecord { checked_at: timefmt::rfc3339(timefmt::now()), ok: report.ok, scope: report.scope.to_owned(), problems: report.problems.clone() };
-        if let Err(error) = repo.record_verification(path, &record) {
+        if let Err(error) = repo.record_verification(entry, &record).await {
             tracing::warn!(id = %report.id, error = %error, "failed to record the verification result");
         }
         reports.push(report);

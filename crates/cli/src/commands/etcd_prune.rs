@@ -5,7 +5,7 @@
 use std::io::{BufRead, Write};
 use std::time::SystemTime;
 
-use caasctl_etcd::repo::{BackupEntry, LocalRepo};
+use caasctl_etcd::repo::BackupEntry;
 use caasctl_etcd::retention::{self, Candidate, Leftover, LeftoverKind, PlanItem, Policy, PruneOptions};
 use clap::Args;
 use time::format_description::well_known::Rfc3339;
@@ -120,9 +120,9 @@ pub fn render_plan(plan: &[PlanItem], context: &Context) -> String {
 }
 
 /// Runs the command.
-pub fn run(args: &PruneArgs, context: &Context) -> anyhow::Result<Exit> {
-    let repo = LocalRepo::open(&args.repo.resolve()?.0.local_dir()?)?;
-    let entries = repo.list()?;
+pub async fn run(args: &PruneArgs, context: &Context) -> anyhow::Result<Exit> {
+    let repo = args.repo.resolve()?.0.open()?;
+    let entries = repo.list().await?;
     let (candidates, leftovers) = classify(&entries, SystemTime::now());
     let plan = retention::plan(&candidates, &leftovers, args.policy(), PruneOptions { include_failed: args.include_failed });
     let doomed: Vec<&PlanItem> = plan.iter().filter(|i| !i.keep).collect();
@@ -146,7 +146,7 @@ pub fn run(args: &PruneArgs, context: &Context) -> anyhow::Result<Exit> {
 
     for item in doomed {
         let Some(entry) = entries.iter().find(|e| e.id == item.id && (item.kind == "backup") == (e.state == "complete")) else { continue };
-        match repo.remove(entry) {
+        match repo.remove(entry).await {
             Ok(()) => {
                 tracing::info!(id = %item.id, kind = item.kind, "removed");
                 report.removed.push(item.id.clone());

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use caasctl_etcd::blob::read_recipients_file;
+use caasctl_etcd::s3::S3Options;
+use caasctl_etcd::store::Repository;
 use clap::Args;
 
 /// Repository used when neither the command line nor the configuration names one.
@@ -121,15 +123,17 @@ impl RepoArgs {
 }
 
 impl Resolved {
-    /// Returns the repository directory of a local repository.
+    /// Returns the S3 settings.
+    pub fn s3(&self) -> S3Options {
+        S3Options { endpoint: self.s3_endpoint.clone(), region: self.s3_region.clone(), path_style: self.s3_path_style }
+    }
+
+    /// Opens the repository.
     ///
     /// # Errors
-    /// The repository is an object store URL.
-    pub fn local_dir(&self) -> anyhow::Result<PathBuf> {
-        if self.repo.starts_with("s3://") {
-            anyhow::bail!("S3 repositories are not supported by this build");
-        }
-        Ok(PathBuf::from(&self.repo))
+    /// The URL is invalid, credentials are missing, or the directory cannot be created.
+    pub fn open(&self) -> anyhow::Result<Repository> {
+        Ok(Repository::open(&self.repo, &self.s3())?)
     }
 }
 
