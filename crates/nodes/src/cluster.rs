@@ -57,6 +57,41 @@ pub async fn wait_ready<A: NodeApi>(api: &A, names: &[String], timeout: Duration
     }
 }
 
+/// What [`verify_new_nodes`] did after the nodes were Ready.
+#[derive(Debug, Default)]
+pub struct Verified {
+    /// Whether cluster logging was found.
+    pub logging_deployed: bool,
+    /// Nodes given the fluentd label.
+    pub labelled: Vec<String>,
+    /// Failures after the Ready check: the logging lookup or a label.
+    pub failures: Vec<NodeError>,
+}
+
+/// Waits for `names` to be Ready, then labels them `logging-infra-fluentd=true` when logging is
+/// deployed, as the runbook asks after a scale-up.
+///
+/// # Errors
+/// Those of [`wait_ready`]. Label and lookup failures are collected in [`Verified::failures`],
+/// because the nodes are already in the cluster by then.
+pub async fn verify_new_nodes<A: NodeApi>(api: &A, names: &[String], timeout: Duration, interval: Duration) -> Result<Verified, NodeError> {
+    wait_ready(api, names, timeout, interval).await?;
+    let mut verified = Verified::default();
+    match api.logging_deployed().await {
+        Ok(deployed) => verified.logging_deployed = deployed,
+        Err(error) => verified.failures.push(error),
+    }
+    if verified.logging_deployed {
+        for name in names {
+            match api.label_node(name, FLUENTD_LABEL, "true").await {
+                Ok(()) => verified.labelled.push(name.clone()),
+                Err(error) => verified.failures.push(error),
+            }
+        }
+    }
+    Ok(verified)
+}
+
 /// [`NodeApi`] over a real API server.
 #[derive(Clone)]
 pub struct KubeNodes {
@@ -129,6 +164,14 @@ mod tests {
     struct Slow {
         polls: AtomicUsize,
         ready_after: usize,
+        logging: bool,
+        labels: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Slow {
+        fn new(ready_after: usize, logging: bool) -> Slow {
+            Slow { polls: AtomicUsize::new(0), ready_after, logging, labels: std::sync::Mutex::new(Vec::new()) }
+        }
     }
 
     impl NodeApi for Slow {
@@ -140,28 +183,43 @@ mod tests {
             Ok(Some(polls >= self.ready_after))
         }
 
-        async fn label_node(&self, _: &str, _: &str, _: &str) -> Result<(), NodeError> {
+        async fn label_node(&self, name: &str, key: &str, value: &str) -> Result<(), NodeError> {
+            self.labels.lock().unwrap().push(format!("{name} {key}={value}"));
             Ok(())
         }
 
         async fn logging_deployed(&self) -> Result<bool, NodeError> {
-            Ok(false)
+            Ok(self.logging)
         }
     }
 
     #[tokio::test]
     async fn wait_ready_polls_until_ready() {
-        let api = Slow { polls: AtomicUsize::new(0), ready_after: 3 };
+        let api = Slow::new(3, false);
         wait_ready(&api, &["n1".to_owned()], Duration::from_secs(5), Duration::from_millis(1)).await.expect("ready");
         assert!(api.polls.load(Ordering::SeqCst) >= 4);
     }
 
     #[tokio::test]
     async fn wait_ready_times_out_naming_nodes() {
-        let api = Slow { polls: AtomicUsize::new(0), ready_after: 0 };
+        let api = Slow::new(0, false);
         let error = wait_ready(&api, &["n1".to_owned(), "missing".to_owned()], Duration::from_millis(20), Duration::from_millis(5))
             .await
             .expect_err("times out");
         assert!(matches!(error, NodeError::NotReady { ref nodes, .. } if nodes == &["missing".to_owned()]), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn verify_labels_only_with_logging() {
+        let names = ["n1".to_owned(), "n2".to_owned()];
+        let api = Slow::new(0, true);
+        let verified = verify_new_nodes(&api, &names, Duration::from_secs(1), Duration::from_millis(1)).await.unwrap();
+        assert_eq!(verified.labelled, names);
+        assert_eq!(*api.labels.lock().unwrap(), ["n1 logging-infra-fluentd=true", "n2 logging-infra-fluentd=true"]);
+
+        let api = Slow::new(0, false);
+        let verified = verify_new_nodes(&api, &names, Duration::from_secs(1), Duration::from_millis(1)).await.unwrap();
+        assert!(verified.labelled.is_empty());
+        assert!(api.labels.lock().unwrap().is_empty());
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use caasctl_core::Localize;
 use caasctl_nodes::add::{self, AddPlan, AddRequest, NodeType};
-use caasctl_nodes::cluster::{self, KubeNodes, NodeApi, FLUENTD_LABEL};
+use caasctl_nodes::cluster::{self, KubeNodes, FLUENTD_LABEL};
 use caasctl_nodes::playbook::{self, PlaybookRun};
 use caasctl_nodes::NodeError;
 use clap::{Args, Subcommand, ValueEnum};
@@ -199,29 +199,16 @@ async fn add_nodes(args: &AddArgs, context: &Context) -> anyhow::Result<Exit> {
     // 3. Ready check and fluentd label, through the Kubernetes API.
     // NOTE: the node name is taken to be the inventory host name, which is what openshift-ansible
     // 3.11 registers unless openshift_kubelet_name_override or the host's own hostname differs.
-    let mut labels_wanted = 0;
+    let mut partial = false;
     if plan.registers_nodes {
         match &kubeconfig {
             Some(path) => {
                 let api = KubeNodes::from_kubeconfig(path).await?;
-                cluster::wait_ready(&api, &plan.hosts, Duration::from_secs(args.ready_timeout), Duration::from_secs(5)).await?;
+                let verified = cluster::verify_new_nodes(&api, &plan.hosts, Duration::from_secs(args.ready_timeout), Duration::from_secs(5)).await?;
                 report.ready = "verified";
-                match api.logging_deployed().await {
-                    Ok(true) => {
-                        labels_wanted = plan.hosts.len();
-                        for host in &plan.hosts {
-                            match api.label_node(host, FLUENTD_LABEL, "true").await {
-                                Ok(()) => report.labelled.push(host.clone()),
-                                Err(error) => report.warnings.push(error.message().render(context.lang)),
-                            }
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(error) => {
-                        labels_wanted = plan.hosts.len();
-                        report.warnings.push(error.message().render(context.lang));
-                    }
-                }
+                report.labelled = verified.labelled;
+                partial = !verified.failures.is_empty();
+                report.warnings.extend(verified.failures.iter().map(|error| error.message().render(context.lang)));
             }
             None => report.warnings.push(context.tr("node.warn.no_kubeconfig", &[])),
         }
@@ -241,7 +228,7 @@ async fn add_nodes(args: &AddArgs, context: &Context) -> anyhow::Result<Exit> {
         print_text(&format!("{}\n", context.tr("node.add.done", &[("count", &plan.hosts.len()), ("group", &plan.node_type.main_group())])));
     }
     // A skipped Ready check is only warned about; a failed label leaves the scale-up partial.
-    Ok(if report.labelled.len() == labels_wanted || report.ready != "verified" { Exit::Success } else { Exit::Partial })
+    Ok(if partial { Exit::Partial } else { Exit::Success })
 }
 
 /// Returns the kubeconfig to use: the flag, then `$KUBECONFIG` (its first entry), then
