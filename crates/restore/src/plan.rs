@@ -402,6 +402,63 @@ pub fn parent_dir(path: &str) -> String {
 mod tests {
     use super::*;
 
+    fn member(name: &str, service: Service) -> MemberTarget {
+        MemberTarget {
+            name: name.to_owned(),
+            host: Host::Local,
+            data_dir: format!("/var/lib/etcd-{name}"),
+            engine: Some("/bin/sh".to_owned()),
+            owner: Some(String::new()),
+            initial_cluster: "a=https://10.0.0.1:2380,b=https://10.0.0.2:2380".to_owned(),
+            token: "t".to_owned(),
+            restore_peer_url: format!("https://{name}:2380"),
+            peer_url: format!("https://{name}:2380"),
+            service: Some(service),
+            client_url: Some(format!("https://{name}:2379")),
+        }
+    }
+
+    #[test]
+    fn cluster_plan_orders_phases_and_describes_services() {
+        let source = SnapshotSource {
+            path: "/backup/snap.db".into(),
+            backup_id: Some("b1".to_owned()),
+            manifest_sha256: Some("aa".to_owned()),
+            sha256: "aa".to_owned(),
+            revision: Some(10),
+            key_count: Some(5),
+            skip_hash_check: false,
+        };
+        let members = [
+            member("a", Service::Systemd { unit: "etcd".to_owned() }),
+            member("b", Service::StaticPod { manifest: "/etc/origin/node/pods/etcd.yaml".to_owned(), stopped_dir: None }),
+        ];
+        let plan = build("op1".to_owned(), source, ClientTls::default(), &members).unwrap();
+        let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "snapshot.verify", "a.stop", "a.restore", "a.move-aside", "a.install", "a.start", "b.stop", "b.restore", "b.move-aside",
+                "b.install", "b.start", "cluster.healthy", "cluster.peer-urls", "cluster.members", "cluster.data"
+            ]
+        );
+        assert!(plan.steps.windows(2).all(|w| w[0].phase <= w[1].phase || w[0].member.is_some()));
+
+        let what = |id: &str| {
+            let step = plan.steps.iter().find(|s| s.id == id).unwrap();
+            crate::describe::describe(step).what.render(caasctl_core::Lang::En)
+        };
+        assert_eq!(what("a.stop"), "stop etcd: systemctl stop etcd");
+        assert_eq!(what("b.stop"), "stop etcd: mkdir -p /etc/origin/node/pods-stopped && mv /etc/origin/node/pods/etcd.yaml /etc/origin/node/pods-stopped/etcd.yaml");
+        assert_eq!(what("b.start"), "start etcd: mv /etc/origin/node/pods-stopped/etcd.yaml /etc/origin/node/pods/etcd.yaml");
+        assert!(what("a.move-aside").starts_with("move /var/lib/etcd-a aside to /var/lib/etcd-a.caasctl-"));
+        assert!(what("b.restore").contains("--initial-cluster a=https://10.0.0.1:2380,b=https://10.0.0.2:2380"));
+
+        let json = serde_json::to_string(&plan).unwrap();
+        let back: Plan = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, plan);
+    }
+
     #[test]
     fn parent_of_paths() {
         assert_eq!(parent_dir("/var/lib/etcd"), "/var/lib");
