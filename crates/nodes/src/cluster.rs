@@ -57,7 +57,7 @@ pub async fn wait_ready<A: NodeApi>(api: &A, names: &[String], timeout: Duration
     }
 }
 
-/// What [`verify_new_nodes`] did after the nodes were Ready.
+/// Outcome of [`verify_new_nodes`] once the nodes were Ready.
 #[derive(Debug, Default)]
 pub struct Verified {
     /// Whether cluster logging was found.
@@ -69,7 +69,7 @@ pub struct Verified {
 }
 
 /// Waits for `names` to be Ready, then labels them `logging-infra-fluentd=true` when logging is
-/// deployed, as the runbook asks after a scale-up.
+/// deployed, because OpenShift 3.11's fluentd DaemonSet runs only on nodes with that label.
 ///
 /// # Errors
 /// Those of [`wait_ready`]. Label and lookup failures are collected in [`Verified::failures`],

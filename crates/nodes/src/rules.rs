@@ -1,10 +1,11 @@
 //! openshift-ansible 3.11's preconditions for a scale-up, checked before anything changes.
 //!
-//! The scale-up playbooks stop late and half-way when these are broken (the first master issues
-//! the new hosts' certificates, so `masters` must exist; etcd scale-up rejects hosts that are also
-//! being added as masters or nodes; every node needs `openshift_node_group_name` to pick its node
-//! configuration). caasctl checks them all on the inventory as it would be after the edit and
-//! reports every violation at once, so one fix round is enough.
+//! The scale-up playbooks stop late, one problem at a time, when these are broken. The first
+//! master (`oo_first_master` in `playbooks/init/evaluate_groups.yml`) issues the new hosts'
+//! certificates, so `masters` must have a host. `playbooks/openshift-etcd/scaleup.yml` fails when
+//! a `new_etcd` host is also in `new_masters` or `new_nodes`. Every node needs
+//! `openshift_node_group_name` to pick its node configuration. caasctl checks all rules on the
+//! inventory as it would be after the edit and reports every violation at once.
 
 use caasctl_core::{Localize, Message};
 
