@@ -168,11 +168,11 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// Returns true when repeating the request may succeed: transport failures, HTTP 429 and
-    /// HTTP 5xx.
+    /// Returns true when repeating the request may succeed: transport failures other than TLS
+    /// failures, HTTP 429 and HTTP 5xx.
     pub fn is_retryable(&self) -> bool {
         match self {
-            RegistryError::Transport { source, .. } => !source.is_builder(),
+            RegistryError::Transport { source, .. } => !source.is_builder() && !is_tls_failure(&chain_text(source)),
             RegistryError::Status { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }
@@ -237,7 +237,7 @@ impl Localize for RegistryError {
         match self {
             RegistryError::Transport { source, registry, .. } => {
                 let text = chain_text(source).to_ascii_lowercase();
-                if text.contains("invalidcontenttype") || text.contains("corrupt message") || text.contains("http/1") {
+                if text.contains("invalidcontenttype") || text.contains("corrupt message") {
                     Some(Message::new("registry.hint.insecure").arg("registry", registry))
                 } else {
                     Some(Message::new("registry.hint.transport"))
@@ -252,6 +252,14 @@ impl Localize for RegistryError {
             _ => None,
         }
     }
+}
+
+/// Returns true for error texts of a TLS handshake that cannot succeed on retry: a plain-HTTP
+/// server responding to a TLS client (rustls reports `InvalidContentType`), or a certificate that
+/// does not verify.
+fn is_tls_failure(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    ["invalidcontenttype", "corrupt message", "certificate", "unknownissuer", "invalid peer"].iter().any(|marker| lower.contains(marker))
 }
 
 /// Flattens an error and its sources into one line, because the useful part of a transport

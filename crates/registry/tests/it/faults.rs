@@ -58,3 +58,16 @@ async fn failed_chunk_retried() {
     let stored = registries.client(&proxy.host).head_manifest("99cloud/es", "v6").await.unwrap();
     assert_eq!(stored.as_deref(), Some(image.digest.as_str()));
 }
+
+#[tokio::test]
+async fn plain_http_registry_without_insecure_fails_fast() {
+    let Some(registry) = support::registry() else { return };
+    let registries = Arc::new(caasctl_registry::Registries::new(caasctl_registry::ClientOptions::default()));
+    let started = std::time::Instant::now();
+    let error = registries.client(&registry.host).get_manifest("99cloud/etcd", "v3.4").await.unwrap_err();
+    assert!(matches!(error, caasctl_registry::RegistryError::Transport { .. }), "{error}");
+    assert!(!error.is_retryable(), "a TLS handshake with a plain-HTTP server cannot succeed on retry");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "no backoff expected: {:?}", started.elapsed());
+    let hint = caasctl_core::Localize::hint(&error).expect("a hint");
+    assert_eq!(hint.key, "registry.hint.insecure");
+}
