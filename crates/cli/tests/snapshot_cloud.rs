@@ -94,3 +94,49 @@ async fn openstack_config_and_missing_credential() {
     std::fs::write(&empty, "").unwrap();
     caasctl(&empty).args(["snapshot", "list", "--provider", "aliyun", "--disk", "d"]).assert().code(2).stderr(contains("no [cloud.aliyun] section"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliyun_hosts_are_tagged_and_partial_failure_exits_3() {
+    let fake = FakeEcs::start(0).await;
+    fake.add_instance("i-1", "Running");
+    fake.add_instance("i-2", "Running");
+    fake.add_disk("d-1", 40, "i-1", "a");
+    fake.add_disk("d-2", 40, "i-2", "b");
+    fake.add_disk("d-loose", 40, "", "c");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("caasctl.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cloud]\ncluster = \"prod\"\n\n[cloud.hosts.\"master1\"]\ndisks = [\"d-1\"]\ninstance = \"i-1\"\nrole = \"master\"\n\n\
+             [cloud.hosts.\"etcd1\"]\ndisks = [\"d-2\", \"d-loose\"]\nrole = \"etcd\"\n\n\
+             [cloud.aliyun]\nregion_id = \"cn-hangzhou\"\nendpoint = \"{}\"\naccess_key_id = {{ env = \"CAASCTL_TEST_AK\" }}\naccess_key_secret = {{ env = \"CAASCTL_TEST_SK\" }}\n",
+            fake.endpoint
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut command = caasctl(&config);
+        command.env("CAASCTL_TEST_AK", fake_ecs::ACCESS_KEY_ID).env("CAASCTL_TEST_SK", fake_ecs::ACCESS_KEY_SECRET).arg("snapshot").args(args);
+        command
+    };
+
+    let output = run(&["create", "--provider", "aliyun", "--hosts", "master1,etcd1", "--name", "pre-upgrade", "-o", "json"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(results.as_array().unwrap().len(), 3);
+    assert_eq!(results[2]["disk"], "d-loose");
+    assert!(results[2]["error"].as_str().unwrap().contains("IncorrectDiskStatus"));
+
+    let snapshots = fake.snapshots();
+    assert_eq!(snapshots.len(), 2);
+    let tags = &snapshots[1].tags;
+    assert!(tags.contains(&("caasctl:cluster".to_owned(), "prod".to_owned())), "{tags:?}");
+    assert!(tags.contains(&("caasctl:host".to_owned(), "etcd1".to_owned())), "{tags:?}");
+    assert!(tags.contains(&("caasctl:role".to_owned(), "etcd".to_owned())), "{tags:?}");
+    assert!(tags.iter().any(|(k, _)| k == "caasctl:time"), "{tags:?}");
+
+    run(&["create", "--provider", "aliyun", "--hosts", "unknown", "--name", "x"]).assert().code(2).stderr(contains("host unknown has no disks"));
+    run(&["rollback", "--provider", "aliyun", "--hosts", "master1", "--name", "x", "--yes"]).assert().code(2).stderr(contains("one disk at a time"));
+    run(&["list", "--provider", "aliyun", "--hosts", "master1"]).assert().success().stdout(contains("pre-upgrade"));
+}

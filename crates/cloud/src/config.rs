@@ -7,6 +7,9 @@
 //! and are not read here.
 //!
 //! ```toml
+//! [cloud]
+//! cluster = "prod"
+//!
 //! [cloud.openstack]
 //! auth_url = "https://keystone.example.com:5000/v3"
 //! region = "RegionOne"
@@ -16,12 +19,18 @@
 //! project_domain_name = "Default"
 //! password = { env = "OS_PASSWORD" }
 //!
+//! [cloud.hosts."master1.example.com"]
+//! disks = ["d-bp1abc"]
+//! instance = "i-bp1xyz"
+//! role = "master"
+//!
 //! [cloud.aliyun]
 //! region_id = "cn-hangzhou"
 //! access_key_id = { env = "ALIBABA_CLOUD_ACCESS_KEY_ID" }
 //! access_key_secret = { file = "/etc/caasctl/aliyun-secret" }
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -32,12 +41,29 @@ use crate::error::CloudError;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloudConfig {
+    /// Cluster name written into snapshot tags (`caasctl:cluster`).
+    pub cluster: Option<String>,
+    /// `[cloud.hosts."HOST"]`: the disks and instance of each inventory host, for `--hosts`.
+    #[serde(default)]
+    pub hosts: BTreeMap<String, HostMapping>,
     /// `[cloud.local]`.
     pub local: Option<LocalConfig>,
     /// `[cloud.openstack]`.
     pub openstack: Option<OpenstackConfig>,
     /// `[cloud.aliyun]`.
     pub aliyun: Option<AliyunConfig>,
+}
+
+/// The VM behind one inventory host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostMapping {
+    /// Disks to snapshot: qcow2 paths, Cinder volume IDs or ECS disk IDs.
+    pub disks: Vec<String>,
+    /// Instance (server) ID.
+    pub instance: Option<String>,
+    /// Role written into snapshot tags, such as `master`, `etcd` or `node`.
+    pub role: Option<String>,
 }
 
 /// Settings of the local qcow2 provider.
@@ -99,7 +125,7 @@ pub struct AliyunConfig {
     pub request_timeout_seconds: Option<u64>,
 }
 
-/// Where a secret is kept.
+/// A reference to the place a secret is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum SecretRef {
@@ -195,6 +221,14 @@ mod tests {
             [repository]
             path = "/backups"
 
+            [cloud]
+            cluster = "prod"
+
+            [cloud.hosts."master1.example.com"]
+            disks = ["d-1", "d-2"]
+            instance = "i-1"
+            role = "master"
+
             [cloud.openstack]
             auth_url = "http://127.0.0.1:5000/v3"
             username = "ops"
@@ -207,6 +241,8 @@ mod tests {
             access_key_secret = { file = "/etc/caasctl/ak" }
         "#;
         let config = parse(text).unwrap();
+        assert_eq!(config.cluster.as_deref(), Some("prod"));
+        assert_eq!(config.hosts["master1.example.com"].disks, ["d-1", "d-2"]);
         let openstack = config.openstack.unwrap();
         assert_eq!(openstack.interface, "public");
         assert_eq!(openstack.password, Some(SecretRef::Env { env: "CAASCTL_TEST_OS_PASSWORD".into() }));

@@ -2,7 +2,7 @@
 //! OpenStack and Alibaba Cloud ECS.
 //!
 //! A rollback is a plan like every destructive command: it is printed, `--dry-run` stops there,
-//! and applying it needs `--yes` or a "yes" at the terminal. Deleting a snapshot asks the same way.
+//! and applying it needs `--yes` or a "yes" at the terminal. Deleting a snapshot needs the same confirmation.
 
 pub mod args;
 
@@ -45,6 +45,13 @@ pub enum SnapshotCliError {
     },
     /// The command needs `--yes` because stdin is not a terminal.
     NeedsYes,
+    /// A host given to `--hosts` has no `[cloud.hosts]` entry.
+    HostNotMapped {
+        /// Host name.
+        host: String,
+    },
+    /// Rollback and delete act on one disk at a time.
+    OneDiskOnly,
 }
 
 impl std::fmt::Display for SnapshotCliError {
@@ -64,6 +71,8 @@ impl Localize for SnapshotCliError {
             }
             SnapshotCliError::BadTag { value } => Message::new("snapshot.error.bad_tag").arg("value", value),
             SnapshotCliError::NeedsYes => Message::new("snapshot.error.needs_yes"),
+            SnapshotCliError::HostNotMapped { host } => Message::new("snapshot.error.host_not_mapped").arg("host", host),
+            SnapshotCliError::OneDiskOnly => Message::new("snapshot.error.one_disk_only"),
         }
     }
 
@@ -72,6 +81,8 @@ impl Localize for SnapshotCliError {
             SnapshotCliError::NoConfig { .. } | SnapshotCliError::NotConfigured { .. } => Some(Message::new("cloud.hint.config")),
             SnapshotCliError::BadTag { .. } => None,
             SnapshotCliError::NeedsYes => Some(Message::new("snapshot.hint.needs_yes")),
+            SnapshotCliError::HostNotMapped { .. } => Some(Message::new("snapshot.hint.host_not_mapped")),
+            SnapshotCliError::OneDiskOnly => None,
         }
     }
 }
@@ -103,9 +114,44 @@ fn load_config(args: &DiskArgs) -> anyhow::Result<Option<(PathBuf, CloudConfig)>
     }
 }
 
-/// Builds the provider chosen with `--provider` from the `[cloud]` section of caasctl.toml.
-fn provider(args: &DiskArgs) -> anyhow::Result<Box<dyn SnapshotProvider>> {
+/// One disk to act on, with the host it belongs to when it came from `--hosts`.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Target {
+    host: Option<String>,
+    role: Option<String>,
+    disk: String,
+}
+
+/// Resolves `--disk` or `--hosts` into disks, through `[cloud.hosts]` for hosts.
+fn targets(args: &DiskArgs, config: &CloudConfig) -> Result<Vec<Target>, SnapshotCliError> {
+    if let Some(disk) = &args.disk {
+        return Ok(vec![Target { host: None, role: None, disk: disk.clone() }]);
+    }
+    let mut out = Vec::new();
+    for host in &args.hosts {
+        let mapping = config.hosts.get(host).ok_or_else(|| SnapshotCliError::HostNotMapped { host: host.clone() })?;
+        for disk in &mapping.disks {
+            out.push(Target { host: Some(host.clone()), role: mapping.role.clone(), disk: disk.clone() });
+        }
+    }
+    Ok(out)
+}
+
+/// Returns the one disk that rollback and delete act on.
+fn single_disk(args: &DiskArgs) -> Result<&str, SnapshotCliError> {
+    args.disk.as_deref().ok_or(SnapshotCliError::OneDiskOnly)
+}
+
+/// Builds the provider chosen with `--provider` from the `[cloud]` section of caasctl.toml, and
+/// returns the section with it.
+fn provider(args: &DiskArgs) -> anyhow::Result<(Box<dyn SnapshotProvider>, CloudConfig)> {
     let loaded = load_config(args)?;
+    let config = loaded.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+    let built = build_provider(args, loaded)?;
+    Ok((built, config))
+}
+
+fn build_provider(args: &DiskArgs, loaded: Option<(PathBuf, CloudConfig)>) -> anyhow::Result<Box<dyn SnapshotProvider>> {
     match args.provider {
         ProviderChoice::Local => {
             let qemu_img = loaded.as_ref().and_then(|(_, c)| c.local.as_ref()).and_then(|l| l.qemu_img.clone());
@@ -139,38 +185,102 @@ fn parse_tags(values: &[String]) -> Result<SnapshotTags, SnapshotCliError> {
     Ok(SnapshotTags { pairs })
 }
 
+/// The result for one disk of a `--hosts` run.
+#[derive(serde::Serialize)]
+struct HostResult {
+    #[serde(flatten)]
+    target: Target,
+    snapshot: Option<Snapshot>,
+    error: Option<String>,
+}
+
 async fn create(args: &CreateArgs, context: &Context) -> anyhow::Result<Exit> {
-    let provider = provider(&args.disk)?;
-    let request = CreateRequest { name: args.name.clone(), description: args.description.clone(), force: args.force, tags: parse_tags(&args.tags)? };
+    let (provider, config) = provider(&args.disk)?;
+    let targets = targets(&args.disk, &config)?;
+    let user_tags = parse_tags(&args.tags)?;
     let wait = (!args.no_wait).then(|| wait_options(&args.wait));
     let progress = crate::progress::reporter(context);
-    let snapshot = ops::create(provider.as_ref(), &args.disk.disk, &request, wait, progress.as_ref()).await?;
-    if context.json() {
-        print_json(&snapshot);
-    } else {
-        print_text(&format!(
-            "{}\n",
-            context.tr("snapshot.created", &[("name", &snapshot.name), ("id", &snapshot.id), ("disk", &args.disk.disk), ("status", &snapshot.raw_status)])
-        ));
+    let time = caasctl_core::timefmt::rfc3339(caasctl_core::timefmt::now());
+
+    let mut results = Vec::new();
+    for target in targets {
+        let mut tags = SnapshotTags::default();
+        if let Some(cluster) = &config.cluster {
+            tags.pairs.push(("caasctl:cluster".into(), cluster.clone()));
+        }
+        if let Some(host) = &target.host {
+            tags.pairs.push(("caasctl:host".into(), host.clone()));
+        }
+        if let Some(role) = &target.role {
+            tags.pairs.push(("caasctl:role".into(), role.clone()));
+        }
+        tags.pairs.push(("caasctl:time".into(), time.clone()));
+        tags.pairs.extend(user_tags.pairs.iter().cloned());
+        let request = CreateRequest { name: args.name.clone(), description: args.description.clone(), force: args.force, tags };
+        let outcome = ops::create(provider.as_ref(), &target.disk, &request, wait, progress.as_ref()).await;
+        if args.disk.hosts.is_empty() {
+            // A single --disk reports its error as the command's error, with its hint.
+            let snapshot = outcome?;
+            results.push(HostResult { target, snapshot: Some(snapshot), error: None });
+            break;
+        }
+        match outcome {
+            Ok(snapshot) => results.push(HostResult { target, snapshot: Some(snapshot), error: None }),
+            Err(error) => results.push(HostResult { target, snapshot: None, error: Some(error.message().render(context.lang)) }),
+        }
     }
-    Ok(Exit::Success)
+
+    if context.json() {
+        if args.disk.hosts.is_empty() {
+            print_json(&results[0].snapshot);
+        } else {
+            print_json(&results);
+        }
+    } else {
+        for result in &results {
+            let line = match (&result.snapshot, &result.error) {
+                (Some(snapshot), _) => context.tr(
+                    "snapshot.created",
+                    &[("name", &snapshot.name), ("id", &snapshot.id), ("disk", &result.target.disk), ("status", &snapshot.raw_status)],
+                ),
+                (None, error) => context.tr("snapshot.create_failed", &[("disk", &result.target.disk), ("error", &error.clone().unwrap_or_default())]),
+            };
+            let host = result.target.host.as_ref().map(|h| format!("{h}: ")).unwrap_or_default();
+            print_text(&format!("{host}{line}\n"));
+        }
+    }
+    let failed = results.iter().filter(|r| r.error.is_some()).count();
+    Ok(match failed {
+        0 => Exit::Success,
+        n if n == results.len() => Exit::Failure,
+        _ => Exit::Partial,
+    })
 }
 
 async fn list(args: &DiskArgs, context: &Context) -> anyhow::Result<Exit> {
-    let provider = provider(args)?;
-    let listing = ops::list(provider.as_ref(), &args.disk).await?;
+    let (provider, config) = provider(args)?;
+    let mut listings = Vec::new();
+    for target in targets(args, &config)? {
+        listings.push(ops::list(provider.as_ref(), &target.disk).await?);
+    }
     if context.json() {
-        print_json(&listing);
+        if args.hosts.is_empty() {
+            print_json(&listings[0]);
+        } else {
+            print_json(&listings);
+        }
         return Ok(Exit::Success);
     }
-    print_text(&format!(
-        "{}\n",
-        context.tr(
-            "snapshot.list.disk",
-            &[("disk", &listing.disk.id), ("size", &human_bytes(listing.disk.size_bytes)), ("status", &listing.disk.raw_status)]
-        )
-    ));
-    print_text(&snapshot_table(&listing.snapshots, context));
+    for listing in &listings {
+        print_text(&format!(
+            "{}\n",
+            context.tr(
+                "snapshot.list.disk",
+                &[("disk", &listing.disk.id), ("size", &human_bytes(listing.disk.size_bytes)), ("status", &listing.disk.raw_status)]
+            )
+        ));
+        print_text(&snapshot_table(&listing.snapshots, context));
+    }
     Ok(Exit::Success)
 }
 
@@ -233,9 +343,10 @@ fn render_plan(plan: &RollbackPlan, context: &Context) -> String {
 }
 
 async fn rollback(args: &RollbackArgs, context: &Context) -> anyhow::Result<Exit> {
-    let provider = provider(&args.disk)?;
+    let disk = single_disk(&args.disk)?;
+    let (provider, _) = provider(&args.disk)?;
     let request = RollbackRequest {
-        disk: args.disk.disk.clone(),
+        disk: disk.to_owned(),
         snapshot: args.name.clone(),
         stop: args.stop,
         instance: args.instance.clone(),
@@ -278,24 +389,25 @@ async fn rollback(args: &RollbackArgs, context: &Context) -> anyhow::Result<Exit
 }
 
 async fn delete(args: &DeleteArgs, context: &Context) -> anyhow::Result<Exit> {
-    let provider = provider(&args.disk)?;
+    let disk = single_disk(&args.disk)?;
+    let (provider, _) = provider(&args.disk)?;
     if !args.yes {
-        eprintln!("{}", context.tr("snapshot.delete.about", &[("snapshot", &args.name), ("disk", &args.disk.disk)]));
+        eprintln!("{}", context.tr("snapshot.delete.about", &[("snapshot", &args.name), ("disk", &disk)]));
         if !confirmed(context, "snapshot.delete.confirm")? {
             eprintln!("{}", context.tr("snapshot.plan.aborted", &[]));
             return Ok(Exit::Failure);
         }
     }
-    let deleted = ops::delete(provider.as_ref(), &args.disk.disk, &args.name).await?;
+    let deleted = ops::delete(provider.as_ref(), disk, &args.name).await?;
     if context.json() {
         print_json(&serde_json::json!({ "deleted": deleted }));
     } else {
-        print_text(&format!("{}\n", context.tr("snapshot.deleted", &[("name", &deleted.name), ("id", &deleted.id), ("disk", &args.disk.disk)])));
+        print_text(&format!("{}\n", context.tr("snapshot.deleted", &[("name", &deleted.name), ("id", &deleted.id), ("disk", &disk)])));
     }
     Ok(Exit::Success)
 }
 
-/// Asks at the terminal.
+/// Prompts for confirmation at the terminal.
 ///
 /// # Errors
 /// [`SnapshotCliError::NeedsYes`] when stdin is not a terminal.

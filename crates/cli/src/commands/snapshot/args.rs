@@ -34,7 +34,7 @@ pub enum ProviderChoice {
     Aliyun,
 }
 
-/// Which disk, on which backend.
+/// The disk (or hosts) to act on and its backend.
 #[derive(Debug, Clone, Args)]
 pub struct DiskArgs {
     /// Snapshot backend: local, openstack or aliyun.
@@ -42,8 +42,12 @@ pub struct DiskArgs {
     pub provider: ProviderChoice,
 
     /// Disk: a qcow2 file path (local), a Cinder volume ID (openstack) or an ECS disk ID (aliyun).
-    #[arg(id = "snapshot_disk", long = "disk", value_name = "PATH|ID")]
-    pub disk: String,
+    #[arg(id = "snapshot_disk", long = "disk", value_name = "PATH|ID", required_unless_present = "snapshot_hosts", conflicts_with = "snapshot_hosts")]
+    pub disk: Option<String>,
+
+    /// Inventory hosts whose disks to use, as mapped under [cloud.hosts] in caasctl.toml; comma-separated.
+    #[arg(id = "snapshot_hosts", long = "hosts", value_name = "HOST", value_delimiter = ',')]
+    pub hosts: Vec<String>,
 
     /// caasctl.toml holding the [cloud] section (default ./caasctl.toml, then /etc/caasctl/caasctl.toml).
     #[arg(id = "snapshot_config", long = "config", value_name = "FILE", env = "CAASCTL_CONFIG")]
