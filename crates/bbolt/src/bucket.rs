@@ -15,6 +15,10 @@ use crate::Db;
 /// deep, because every branch page contains dozens of children.
 pub const MAX_DEPTH: usize = 64;
 
+/// Released pages are collected into one range up to this size before one `madvise` call drops
+/// them, because a call per page costs more than the walk itself on a large snapshot.
+const RELEASE_BATCH: usize = 8 << 20;
+
 /// Size of the bucket header in a bucket's leaf value.
 const BUCKET_HEADER_SIZE: usize = 16;
 
@@ -107,7 +111,7 @@ impl<'a> Bucket<'a> {
 
     /// Returns a cursor positioned before the first key.
     pub fn cursor(&self) -> Cursor<'a> {
-        Cursor { bucket: *self, stack: Vec::new(), started: false, failed: false, visited: 0 }
+        Cursor { bucket: *self, stack: Vec::new(), started: false, failed: false, visited: 0, pending_release: None }
     }
 
     /// Returns a cursor positioned before the first key that is not less than `key`.
@@ -162,9 +166,32 @@ pub struct Cursor<'a> {
     started: bool,
     failed: bool,
     visited: u64,
+    /// Byte range of passed pages not yet released (offset, length).
+    pending_release: Option<(usize, usize)>,
 }
 
 impl<'a> Cursor<'a> {
+    /// Adds a passed page to the pending range, releasing the range when the page does not
+    /// extend it or it has grown to [`RELEASE_BATCH`].
+    fn passed(&mut self, page: &Page<'a>) {
+        let Some((offset, len)) = self.bucket.db.releasable(page) else { return };
+        match self.pending_release {
+            Some((start, pending)) if start + pending == offset && pending < RELEASE_BATCH => {
+                self.pending_release = Some((start, pending + len));
+            }
+            _ => {
+                self.flush_release();
+                self.pending_release = Some((offset, len));
+            }
+        }
+    }
+
+    fn flush_release(&mut self) {
+        if let Some((offset, len)) = self.pending_release.take() {
+            self.bucket.db.release(offset, len);
+        }
+    }
+
     /// Pushes a page onto the path after checking depth and the visit budget.
     fn push(&mut self, page: Page<'a>, next: usize) -> Result<(), BoltError> {
         if self.stack.len() >= MAX_DEPTH {
@@ -215,7 +242,10 @@ impl<'a> Cursor<'a> {
         }
         loop {
             let (page, index) = match self.stack.last_mut() {
-                None => return Ok(None),
+                None => {
+                    self.flush_release();
+                    return Ok(None);
+                }
                 Some(Frame::Failed(_)) => match self.stack.pop() {
                     Some(Frame::Failed(error)) => return Err(error),
                     _ => return Ok(None),
@@ -224,7 +254,7 @@ impl<'a> Cursor<'a> {
                     if *next >= page.count {
                         let done = *page;
                         self.stack.pop();
-                        self.bucket.db.release(&done);
+                        self.passed(&done);
                         continue;
                     }
                     *next += 1;
@@ -238,6 +268,12 @@ impl<'a> Cursor<'a> {
             let child = self.child(&page, index)?;
             self.push(child, 0)?;
         }
+    }
+}
+
+impl Drop for Cursor<'_> {
+    fn drop(&mut self) {
+        self.flush_release();
     }
 }
 

@@ -123,18 +123,24 @@ impl Db {
         self.release_visited = release;
     }
 
-    /// Drops a page the cursor has moved past from memory, when [`Db::release_visited_pages`]
-    /// asked for it. Failures only cost memory, so they are ignored.
-    pub(crate) fn release(&self, page: &Page<'_>) {
-        let (Storage::Map(map), true, PageLocation::File(id)) = (&self.storage, self.release_visited, page.location) else {
-            return;
-        };
-        let offset = id as usize * self.page_size();
+    /// Returns the byte range of a file page that cursors may release, or `None` when
+    /// [`Db::release_visited_pages`] is off, the data is not mapped, or the page is inline.
+    pub(crate) fn releasable(&self, page: &Page<'_>) -> Option<(usize, usize)> {
+        match (&self.storage, self.release_visited, page.location) {
+            (Storage::Map(_), true, PageLocation::File(id)) => Some((id as usize * self.page_size(), page.len())),
+            _ => None,
+        }
+    }
+
+    /// Drops the bytes `[offset, offset + len)` of the map from memory. Failures only cost
+    /// memory, so they are ignored.
+    pub(crate) fn release(&self, offset: usize, len: usize) {
+        let Storage::Map(map) = &self.storage else { return };
         // SAFETY: the map is a read-only private mapping that this process never writes, so
-        // MADV_DONTNEED only drops resident copies; the next read faults the same file bytes
+        // MADV_DONTNEED only drops resident copies and the next read faults the same file bytes
         // back in. madvise rejects offsets that are not multiples of the OS page size, which
         // happens only for bbolt page sizes below it, and that error is ignored.
-        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, page.len()) };
+        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
     }
 
     /// Returns the meta that describes the database.
