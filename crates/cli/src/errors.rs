@@ -61,7 +61,7 @@ fn localized(error: &(dyn std::error::Error + 'static)) -> Option<(Message, Opti
             })*
         };
     }
-    try_type!(CliError, BackupError, EtcdError, TlsError, RepoError, caasctl_restore::RestoreError, caasctl_registry::RegistryError, caasctl_cloud::CloudError, crate::commands::snapshot::SnapshotCliError, caasctl_nodes::NodeError, caasctl_inventory::InventoryError, caasctl_etcd::blob::KeyError, crate::commands::repo_opts::OptionsError, caasctl_etcd::store::StoreError);
+    try_type!(CliError, caasctl_etcd::inspect::InspectError, BackupError, EtcdError, TlsError, RepoError, caasctl_restore::RestoreError, caasctl_registry::RegistryError, caasctl_cloud::CloudError, crate::commands::snapshot::SnapshotCliError, caasctl_nodes::NodeError, caasctl_inventory::InventoryError, caasctl_etcd::blob::KeyError, crate::commands::repo_opts::OptionsError, caasctl_etcd::store::StoreError);
     None
 }
 

@@ -7,6 +7,7 @@ mod etcd_backups;
 pub(crate) mod etcd_prune;
 pub(crate) mod repo_opts;
 mod etcd_health;
+pub(crate) mod etcd_inspect;
 mod etcd_members;
 pub(crate) mod image;
 pub(crate) mod etcd_restore;
@@ -29,6 +30,7 @@ pub async fn run(command: Command, context: &Context) -> anyhow::Result<Exit> {
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::List(args))) => etcd_backups::list(&args, context).await,
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::Verify(args))) => etcd_backups::verify(&args, context).await,
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::Prune(args))) => etcd_prune::run(&args, context).await,
+        Command::Etcd(EtcdCommand::Inspect(args)) => etcd_inspect::run(&args, context),
         Command::Doctor(args) => doctor::run(&args, context).await,
         Command::Image(command) => image::run(command, context).await,
         Command::Inventory(command) => inventory::run(&command, context),
