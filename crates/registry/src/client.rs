@@ -301,7 +301,7 @@ impl RegistryClient {
         request.headers.insert(ACCEPT, MANIFEST_ACCEPT.parse().expect("static header"));
         let response = self.send(request).await?;
         if response.status() == StatusCode::NOT_FOUND {
-            return Err(RegistryError::NotFound { registry: self.registry.clone(), what: format!("manifest {what}") });
+            return Err(RegistryError::NotFound { registry: self.registry.clone(), kind: "manifest", name: what });
         }
         if !response.status().is_success() {
             return Err(self.status_error(&format!("fetch manifest {what}"), response).await);

@@ -92,12 +92,14 @@ pub enum RegistryError {
     },
 
     /// The manifest or blob does not exist in the registry.
-    #[error("{what} not found in {registry}")]
+    #[error("{kind} {name} not found in {registry}")]
     NotFound {
         /// Registry host.
         registry: String,
-        /// The manifest or blob, such as `manifest 99cloud/etcd:v3.4`.
-        what: String,
+        /// `manifest` or `blob`.
+        kind: &'static str,
+        /// Repository and tag or digest, such as `99cloud/etcd:v3.4`.
+        name: String,
     },
 
     /// A manifest has a media type that this client does not copy.
@@ -208,7 +210,10 @@ impl Localize for RegistryError {
                 .arg("operation", operation)
                 .arg("status", status),
             RegistryError::Token { realm, reason } => Message::new("registry.error.token").arg("realm", realm).arg("reason", reason),
-            RegistryError::NotFound { registry, what } => Message::new("registry.error.not_found").arg("registry", registry).arg("what", what),
+            RegistryError::NotFound { registry, kind, name } => {
+                let key = if *kind == "blob" { "registry.error.blob_not_found" } else { "registry.error.manifest_not_found" };
+                Message::new(key).arg("registry", registry).arg("name", name)
+            }
             RegistryError::UnsupportedMediaType { reference, media_type } => Message::new("registry.error.unsupported_media_type")
                 .arg("reference", reference)
                 .arg("media_type", media_type),

@@ -67,7 +67,7 @@ impl RegistryClient {
         let request = self.blob_request(Method::GET, self.url(&format!("{repository}/blobs/{digest}")), vec![pull_scope(repository)], operation.clone(), RequestBody::Empty);
         let response = self.send(request).await?;
         match response.status() {
-            StatusCode::NOT_FOUND => Err(RegistryError::NotFound { registry: self.registry.clone(), what: format!("blob {repository}@{digest}") }),
+            StatusCode::NOT_FOUND => Err(RegistryError::NotFound { registry: self.registry.clone(), kind: "blob", name: format!("{repository}@{digest}") }),
             status if status.is_success() => Ok(response),
             _ => Err(self.status_error(&operation, response).await),
         }
