@@ -70,9 +70,9 @@ pub enum Command {
     #[command(subcommand)]
     Image(crate::commands::image::ImageCommand),
 
-    /// VM disk snapshots: create, list, roll back, delete (local qcow2, OpenStack, Alibaba Cloud ECS).
+    /// Persistent volumes of pods: list mounts, expand claims.
     #[command(subcommand)]
-    Snapshot(crate::commands::snapshot::args::SnapshotCommand),
+    Volume(crate::commands::volume::args::VolumeCommand),
 
     /// Read the Ansible inventory as ansible does.
     #[command(subcommand)]

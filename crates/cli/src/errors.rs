@@ -61,7 +61,7 @@ fn localized(error: &(dyn std::error::Error + 'static)) -> Option<(Message, Opti
             })*
         };
     }
-    try_type!(CliError, caasctl_etcd::inspect::InspectError, BackupError, EtcdError, TlsError, RepoError, caasctl_restore::RestoreError, caasctl_registry::RegistryError, caasctl_cloud::CloudError, crate::commands::snapshot::SnapshotCliError, caasctl_nodes::NodeError, caasctl_inventory::InventoryError, caasctl_etcd::blob::KeyError, crate::commands::repo_opts::OptionsError, caasctl_etcd::store::StoreError);
+    try_type!(CliError, caasctl_etcd::inspect::InspectError, BackupError, EtcdError, TlsError, RepoError, caasctl_restore::RestoreError, caasctl_registry::RegistryError, caasctl_cloud::CloudError, crate::commands::snapshot::SnapshotCliError, caasctl_nodes::NodeError, caasctl_inventory::InventoryError, caasctl_etcd::blob::KeyError, crate::commands::repo_opts::OptionsError, caasctl_etcd::store::StoreError, caasctl_kube::VolumeError);
     None
 }
 
@@ -118,6 +118,9 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         if let Some(caasctl_cloud::CloudError::Config { .. } | caasctl_cloud::CloudError::Credential { .. }) = cause.downcast_ref::<caasctl_cloud::CloudError>() {
             return Exit::Usage;
         }
+    }
+    if error.chain().filter_map(|cause| cause.downcast_ref::<caasctl_kube::VolumeError>()).any(caasctl_kube::VolumeError::is_usage) {
+        return Exit::Usage;
     }
     Exit::Failure
 }

@@ -187,22 +187,34 @@ impl ControlPlane {
     }
 
     /// Sends a GET with the admin token to the API server and returns the status and body.
+    pub fn get(&self, path: &str) -> Result<(u16, String), String> {
+        self.send("GET", path, None)
+    }
+
+    /// Sends a request with the admin token to the API server and returns the status and body.
+    /// A body goes out as JSON, except for PATCH, where it is a JSON merge patch.
     ///
     /// The request runs on its own thread and runtime, so it works from sync and async tests.
-    pub fn get(&self, path: &str) -> Result<(u16, String), String> {
+    pub fn send(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Result<(u16, String), String> {
         let url = format!("{}{path}", self.server);
         let token = self.token.clone();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
             runtime.block_on(async move {
                 // The serving certificate is self-signed and the kubeconfig that trusts it is written
-                // after the first healthy response, so this probe accepts any certificate.
+                // after the first healthy response, so this client accepts any certificate.
                 let client = reqwest::Client::builder()
                     .danger_accept_invalid_certs(true)
-                    .timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(10))
                     .build()
                     .map_err(|e| e.to_string())?;
-                let response = client.get(&url).bearer_auth(&token).send().await.map_err(|e| e.to_string())?;
+                let content_type = if method == reqwest::Method::PATCH { "application/merge-patch+json" } else { "application/json" };
+                let mut request = client.request(method, &url).bearer_auth(&token);
+                if let Some(body) = body {
+                    request = request.header("content-type", content_type).body(body.to_string());
+                }
+                let response = request.send().await.map_err(|e| e.to_string())?;
                 let status = response.status().as_u16();
                 let body = response.text().await.map_err(|e| e.to_string())?;
                 Ok((status, body))
@@ -210,6 +222,16 @@ impl ControlPlane {
         })
         .join()
         .unwrap_or_else(|_| Err("request thread panicked".to_owned()))
+    }
+
+    /// Sends a request like [`Self::send`] and returns the response as JSON.
+    ///
+    /// # Panics
+    /// When the request fails or the status is not 2xx; the message shows the response body.
+    pub fn json(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        let (status, text) = self.send(method, path, body).unwrap_or_else(|e| panic!("{method} {path} failed: {e}"));
+        assert!((200..300).contains(&status), "{method} {path} returned {status}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path} returned invalid JSON ({e}): {text}"))
     }
 
     fn sa_key(&self) -> PathBuf {

@@ -16,6 +16,7 @@ mod kube_health;
 pub mod snapshot;
 pub(crate) mod inventory;
 pub(crate) mod node;
+pub(crate) mod volume;
 
 use crate::args::{BackupsCommand, Command, EtcdCommand};
 use crate::context::Context;
@@ -35,8 +36,9 @@ pub async fn run(command: Command, context: &Context) -> anyhow::Result<Exit> {
         Command::Image(command) => image::run(command, context).await,
         Command::Inventory(command) => inventory::run(&command, context),
         Command::Node(command) => node::run(&command, context).await,
-        Command::Snapshot(command) => snapshot::run(command, context).await,
         Command::Etcd(EtcdCommand::Restore(args)) => etcd_restore::run(&args, context).await,
         Command::Ops(command) => ops::run(&command, context).await,
+        Command::Snapshot(command) => snapshot::run(command, context).await,
+        Command::Volume(command) => volume::run(command, context).await,
     }
 }
