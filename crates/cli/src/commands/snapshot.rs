@@ -199,7 +199,7 @@ async fn create(args: &CreateArgs, context: &Context) -> anyhow::Result<Exit> {
     let targets = targets(&args.disk, &config)?;
     let user_tags = parse_tags(&args.tags)?;
     let wait = (!args.no_wait).then(|| wait_options(&args.wait));
-    let progress = crate::progress::reporter(context);
+    let progress = percent_reporter(context);
     let time = caasctl_core::timefmt::rfc3339(caasctl_core::timefmt::now());
 
     let mut results = Vec::new();
@@ -371,7 +371,7 @@ async fn rollback(args: &RollbackArgs, context: &Context) -> anyhow::Result<Exit
         return Ok(Exit::Failure);
     }
 
-    let progress = crate::progress::reporter(context);
+    let progress = percent_reporter(context);
     let outcome = rollback::apply(provider.as_ref(), plan, wait_options(&args.wait), progress.as_ref()).await?;
     if context.json() {
         print_json(&outcome);
@@ -405,6 +405,53 @@ async fn delete(args: &DeleteArgs, context: &Context) -> anyhow::Result<Exit> {
         print_text(&format!("{}\n", context.tr("snapshot.deleted", &[("name", &deleted.name), ("id", &deleted.id), ("disk", &disk)])));
     }
     Ok(Exit::Success)
+}
+
+/// Shows the progress of cloud waits, which report percent complete rather than bytes: a bar
+/// with a percentage on a terminal, the shared reporter's log lines elsewhere.
+fn percent_reporter(context: &Context) -> Box<dyn caasctl_core::Progress> {
+    if context.progress && context.stderr_tty && !context.json() {
+        Box::new(PercentBar { bar: std::sync::Mutex::new(None) })
+    } else {
+        crate::progress::reporter(context)
+    }
+}
+
+struct PercentBar {
+    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
+}
+
+impl caasctl_core::Progress for PercentBar {
+    fn start(&self, label: &str, total: Option<u64>) {
+        let bar = indicatif::ProgressBar::new(total.unwrap_or(100));
+        let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}% {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(label.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(500));
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(old) = slot.replace(bar) {
+                old.finish_and_clear();
+            }
+        }
+    }
+
+    fn advance(&self, amount: u64) {
+        if let Ok(slot) = self.bar.lock() {
+            if let Some(bar) = slot.as_ref() {
+                bar.inc(amount);
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(bar) = slot.take() {
+                bar.finish_and_clear();
+            }
+        }
+    }
 }
 
 /// Prompts for confirmation at the terminal.
