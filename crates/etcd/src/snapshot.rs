@@ -159,13 +159,14 @@ pub async fn stream_to_sink(
     async move {
         let started = Instant::now();
         let write_error = |source: std::io::Error| EtcdError::WriteFile { path: target.into(), source };
-        let writer = match StoredWriter::new(sink, recipients) {
-            Ok(writer) => writer,
-            Err(error) => return Err(write_error(error)),
-        };
-
         let (sender, receiver) = mpsc::sync_channel::<Chunk>(256);
-        let writer = std::thread::spawn(move || write_chunks(writer, receiver));
+        // The writer is created on its own thread too: the age header goes out at once, and an
+        // upload sink must not block a runtime thread.
+        let recipients = recipients.to_vec();
+        let writer = std::thread::spawn(move || match StoredWriter::new(sink, &recipients) {
+            Ok(writer) => write_chunks(writer, receiver),
+            Err(error) => Err(error),
+        });
 
         let received = receive(client, &sender, progress, options).await;
         if received.is_ok() {
