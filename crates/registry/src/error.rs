@@ -52,6 +52,7 @@ pub enum RegistryError {
         /// Registry host.
         registry: String,
         /// What was being done, such as `fetch manifest 99cloud/etcd:v3.4`.
+        // NOTE: operation texts are English in every language; the Chinese templates quote them.
         operation: String,
         /// Cause.
         #[source]
