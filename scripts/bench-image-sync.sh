@@ -8,7 +8,7 @@
 # measures a sync with nothing to copy (the destination already has every image).
 #
 # Usage: scripts/bench-image-sync.sh            (ROUNDS=3 IMAGES=20 BASE_MB=50 OWN_MB=8 JOBS=4)
-# CAASCTL=path/to/caasctl picks the binary (default: target/release/caasctl, else target/debug).
+# CAASCTL=path/to/caasctl picks the binary (default: the newer of target/release and target/debug).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,17 +20,21 @@ own_mb=${OWN_MB:-8}
 jobs=${JOBS:-4}
 caasctl=${CAASCTL:-}
 if [ -z "$caasctl" ]; then
-    if [ -x "$target_dir/release/caasctl" ]; then caasctl=$target_dir/release/caasctl; else caasctl=$target_dir/debug/caasctl; fi
+    # The newer of the release and debug builds, so a stale build is not measured.
+    caasctl=$(ls -t "$target_dir/release/caasctl" "$target_dir/debug/caasctl" 2>/dev/null | head -n1)
 fi
 for tool in /usr/bin/docker-registry /usr/bin/skopeo python3 "$caasctl"; do
     command -v "$tool" >/dev/null || { echo "missing $tool (run scripts/install-deps.sh and cargo build -p caasctl)" >&2; exit 2; }
 done
 
+"$caasctl" image sync --help >/dev/null 2>&1 || { echo "$caasctl has no image sync command; rebuild it with cargo build -p caasctl" >&2; exit 2; }
+
 work=$(mktemp -d /tmp/caasctl-bench-image.XXXXXX)
-pids=()
+# Registries are started inside $(...) subshells, so their PIDs are kept in files, not variables.
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    for pidfile in "$work"/*/pid; do
+        [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -60,7 +64,6 @@ http:
   addr: 127.0.0.1:$port
 YAML
     /usr/bin/docker-registry serve "$dir/config.yml" > "$dir/log" 2>&1 &
-    pids+=($!)
     echo "$!" > "$dir/pid"
     for _ in $(seq 100); do
         curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && { echo "127.0.0.1:$port"; return; }
@@ -73,6 +76,7 @@ YAML
 stop_registry() {
     local name=$1
     kill "$(cat "$work/$name/pid")" 2>/dev/null || true
+    rm -f "$work/$name/pid"
     rm -rf "$work/$name/storage"
 }
 
