@@ -56,7 +56,39 @@ impl Registry {
 
     /// Starts a registry, with token authentication when `auth` is given.
     pub fn start_with(auth: Option<&TokenAuth>) -> Registry {
+        let section = auth.map(|auth| {
+            format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                auth.realm,
+                auth.service,
+                auth.issuer,
+                auth.rootcertbundle.display()
+            )
+        });
         let dir = tempfile::Builder::new().prefix("caasctl-registry-").tempdir().unwrap();
+        Registry::start_in(dir, section.unwrap_or_default())
+    }
+
+    /// Starts a registry with HTTP basic authentication for one user (`auth: htpasswd:`), or
+    /// returns `None` when no bcrypt hash can be made here.
+    ///
+    /// The bcrypt hash comes from Debian's `/usr/bin/python3` and its `crypt` module (libxcrypt),
+    /// with cost 4 so that the registry's check of every request stays fast.
+    pub fn start_with_htpasswd(user: &str, password: &str) -> Option<Registry> {
+        let script = "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))";
+        let output = Command::new("/usr/bin/python3").args(["-W", "ignore", "-c", script, password]).output().ok()?;
+        let hash = String::from_utf8(output.stdout).ok()?.trim().to_owned();
+        if !output.status.success() || !hash.starts_with("$2") {
+            return None;
+        }
+        let dir = tempfile::Builder::new().prefix("caasctl-registry-").tempdir().unwrap();
+        let htpasswd = dir.path().join("htpasswd");
+        std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
+        let section = format!("auth:\n  htpasswd:\n    realm: caasctl-test\n    path: {}\n", htpasswd.display());
+        Some(Registry::start_in(dir, section))
+    }
+
+    fn start_in(dir: tempfile::TempDir, auth_section: String) -> Registry {
         let host = format!("127.0.0.1:{}", free_port());
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).unwrap();
@@ -64,15 +96,7 @@ impl Registry {
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: {host}\n  secret: caasctl-test-secret\n",
             storage.display()
         );
-        if let Some(auth) = auth {
-            config.push_str(&format!(
-                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
-                auth.realm,
-                auth.service,
-                auth.issuer,
-                auth.rootcertbundle.display()
-            ));
-        }
+        config.push_str(&auth_section);
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let log = dir.path().join("registry.log");
