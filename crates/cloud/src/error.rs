@@ -191,6 +191,22 @@ pub enum CloudError {
         status: String,
     },
 
+    /// A rollback failed after it changed something; the fields say what was left behind.
+    #[error("the rollback of {disk} stopped at step {step}")]
+    RollbackInterrupted {
+        /// Disk being rolled back.
+        disk: String,
+        /// Number of the failed step, from 1.
+        step: usize,
+        /// Instance caasctl stopped and did not start again.
+        instance_left_stopped: Option<String>,
+        /// Name of the safety copy taken before the failure.
+        safety_copy: Option<String>,
+        /// The step's error.
+        #[source]
+        source: Box<CloudError>,
+    },
+
     /// A local tool such as qemu-img could not be started.
     #[error("failed to run {tool}")]
     ToolMissing {
@@ -353,6 +369,7 @@ impl Localize for CloudError {
             }
             CloudError::Timeout { what, seconds } => Message::new("cloud.error.timeout").arg("what", what).arg("seconds", seconds),
             CloudError::WaitFailed { what, status } => Message::new("cloud.error.wait_failed").arg("what", what).arg("status", status),
+            CloudError::RollbackInterrupted { disk, step, .. } => Message::new("cloud.error.rollback_interrupted").arg("disk", disk).arg("step", step),
             CloudError::ToolMissing { tool, source } => Message::new("cloud.error.tool_missing").arg("tool", tool).arg("reason", source),
             CloudError::ToolFailed { command, stderr } => Message::new("cloud.error.tool_failed").arg("command", command).arg("stderr", stderr),
             CloudError::Parse { source_name, reason } => Message::new("cloud.error.parse").arg("source", source_name).arg("reason", reason),
@@ -391,6 +408,14 @@ impl Localize for CloudError {
             CloudError::Credential { .. } => "cloud.hint.credential",
             CloudError::Auth { .. } => "cloud.hint.auth",
             CloudError::Api { code, .. } => return api_hint(code).map(Message::new),
+            CloudError::RollbackInterrupted { instance_left_stopped, safety_copy, .. } => {
+                let none = "-".to_owned();
+                return Some(
+                    Message::new("cloud.hint.rollback_interrupted")
+                        .arg("instance", instance_left_stopped.as_ref().unwrap_or(&none))
+                        .arg("copy", safety_copy.as_ref().unwrap_or(&none)),
+                );
+            }
             _ => return None,
         };
         Some(Message::new(key))

@@ -200,57 +200,42 @@ pub async fn plan(provider: &dyn SnapshotProvider, request: &RollbackRequest) ->
 /// Applies a plan built by [`plan`], re-checking that nothing changed in between.
 ///
 /// # Errors
-/// A precondition that no longer holds, the provider's errors, or a wait's timeout. When a step
-/// fails after the instance was stopped, the instance is left stopped: the disk may be half
-/// reset, and starting a VM on it is the operator's decision.
+/// A precondition that no longer holds, the provider's errors, or a wait's timeout. A step that
+/// fails after the instance was stopped or the safety copy taken returns
+/// [`CloudError::RollbackInterrupted`], which names both. The instance is then left stopped,
+/// because the disk may be half reset and starting a VM on it is the operator's decision.
 pub async fn apply(provider: &dyn SnapshotProvider, plan: RollbackPlan, wait: WaitOptions, progress: &dyn Progress) -> CloudResult<RollbackOutcome> {
     let span = info_span!("cloud.rollback.apply", provider = %provider.kind(), disk = %plan.disk.id, snapshot = %plan.snapshot.id);
     async move {
         let started = Instant::now();
         let disk_id = plan.disk.id.clone();
-        let mut safety_copy = None;
-        for step in &plan.steps {
+        let mut safety_copy: Option<SafetyCopy> = None;
+        let mut stopped: Option<String> = None;
+        for (index, step) in plan.steps.iter().enumerate() {
             info!(step = ?step, "step started");
-            match step {
-                Step::StopInstance { instance } => {
-                    provider.stop_instance(instance).await?;
-                    wait_instance(provider, instance, InstanceStatus::Stopped, wait, progress).await?;
+            match run_step(provider, &plan, step, wait, progress).await {
+                Ok(copy) => {
+                    if copy.is_some() {
+                        safety_copy = copy;
+                    }
+                    if let Step::StopInstance { instance } = step {
+                        stopped = Some(instance.clone());
+                    }
+                    if let Step::StartInstance { .. } = step {
+                        stopped = None;
+                    }
                 }
-                Step::SafetyCopy { name, .. } => {
-                    // Between plan and apply, a snapshot may have started elsewhere.
-                    let current = provider.list_snapshots(&disk_id).await?;
-                    no_snapshot_in_progress(&disk_id, &current)?;
-                    let disk = provider.describe_disk(&disk_id).await?;
-                    let request = CreateRequest {
-                        name: name.clone(),
-                        description: Some(format!("taken by caasctl before rolling back to {}", plan.snapshot.name)),
-                        force: true,
-                        tags: plan.tags.clone(),
-                    };
-                    let copy = provider.create_safety_copy(&disk, &request).await?;
-                    let what = format!("safety copy {name} of {disk_id}");
-                    wait_for(&what, wait, progress, || provider.poll_safety_copy(&disk_id, &copy)).await?;
-                    info!(id = %copy.id, "safety copy finished");
-                    safety_copy = Some(copy);
+                Err(error) if stopped.is_some() || safety_copy.is_some() => {
+                    warn!(step = index + 1, error = %error, "rollback stopped part-way");
+                    return Err(CloudError::RollbackInterrupted {
+                        disk: disk_id,
+                        step: index + 1,
+                        instance_left_stopped: stopped,
+                        safety_copy: safety_copy.map(|c| c.name),
+                        source: Box::new(error),
+                    });
                 }
-                Step::Rollback { snapshot, .. } => {
-                    let target = provider.get_snapshot(&disk_id, snapshot).await?;
-                    provider.rollback(&disk_id, &target).await?;
-                    let what = format!("disk {disk_id} to finish the rollback");
-                    wait_for(&what, wait, progress, || async {
-                        let disk = provider.describe_disk(&disk_id).await?;
-                        Ok(match disk.status {
-                            DiskStatus::Available | DiskStatus::InUse => PollState::Done,
-                            DiskStatus::Busy => PollState::Pending(None),
-                            DiskStatus::Released | DiskStatus::Error => PollState::Failed(disk.raw_status),
-                        })
-                    })
-                    .await?;
-                }
-                Step::StartInstance { instance } => {
-                    provider.start_instance(instance).await?;
-                    wait_instance(provider, instance, InstanceStatus::Running, wait, progress).await?;
-                }
+                Err(error) => return Err(error),
             }
             info!(step = ?step, "step finished");
         }
@@ -263,6 +248,53 @@ pub async fn apply(provider: &dyn SnapshotProvider, plan: RollbackPlan, wait: Wa
     }
     .instrument(span)
     .await
+}
+
+/// Runs one step and returns the safety copy when the step made one.
+async fn run_step(provider: &dyn SnapshotProvider, plan: &RollbackPlan, step: &Step, wait: WaitOptions, progress: &dyn Progress) -> CloudResult<Option<SafetyCopy>> {
+    let disk_id = plan.disk.id.as_str();
+    match step {
+        Step::StopInstance { instance } => {
+            provider.stop_instance(instance).await?;
+            wait_instance(provider, instance, InstanceStatus::Stopped, wait, progress).await?;
+        }
+        Step::SafetyCopy { name, .. } => {
+            // Between plan and apply, a snapshot may have started elsewhere.
+            let current = provider.list_snapshots(disk_id).await?;
+            no_snapshot_in_progress(disk_id, &current)?;
+            let disk = provider.describe_disk(disk_id).await?;
+            let request = CreateRequest {
+                name: name.clone(),
+                description: Some(format!("taken by caasctl before rolling back to {}", plan.snapshot.name)),
+                force: true,
+                tags: plan.tags.clone(),
+            };
+            let copy = provider.create_safety_copy(&disk, &request).await?;
+            let what = format!("safety copy {name} of {disk_id}");
+            wait_for(&what, wait, progress, || provider.poll_safety_copy(disk_id, &copy)).await?;
+            info!(id = %copy.id, "safety copy finished");
+            return Ok(Some(copy));
+        }
+        Step::Rollback { snapshot, .. } => {
+            let target = provider.get_snapshot(disk_id, snapshot).await?;
+            provider.rollback(disk_id, &target).await?;
+            let what = format!("disk {disk_id} to finish the rollback");
+            wait_for(&what, wait, progress, || async {
+                let disk = provider.describe_disk(disk_id).await?;
+                Ok(match disk.status {
+                    DiskStatus::Available | DiskStatus::InUse => PollState::Done,
+                    DiskStatus::Busy => PollState::Pending(None),
+                    DiskStatus::Released | DiskStatus::Error => PollState::Failed(disk.raw_status),
+                })
+            })
+            .await?;
+        }
+        Step::StartInstance { instance } => {
+            provider.start_instance(instance).await?;
+            wait_instance(provider, instance, InstanceStatus::Running, wait, progress).await?;
+        }
+    }
+    Ok(None)
 }
 
 /// Names the safety snapshot after the time, with a counter when two rollbacks of the disk fall

@@ -180,3 +180,26 @@ async fn delete_and_not_found_message() {
     assert!(matches!(error, CloudError::Api { status: 404, ref code, .. } if code == "InvalidSnapshotId.NotFound"), "{error:?}");
     assert!(error.message().render(Lang::ZhCn).contains("快照不存在"));
 }
+
+#[tokio::test]
+async fn failed_rollback_reports_what_was_left() {
+    let fake = FakeEcs::start(0).await;
+    fake.add_instance("i-1", "Running");
+    fake.add_disk("d-1", 40, "i-1", "good");
+    let provider = connect(&fake, fake_ecs::ACCESS_KEY_SECRET);
+    let target = ops::create(&provider, "d-1", &request("good"), Some(WAIT), &NoProgress).await.unwrap();
+    let request = RollbackRequest { disk: "d-1".into(), snapshot: "good".into(), stop: true, ..Default::default() };
+    let plan = rollback::plan(&provider, &request).await.unwrap();
+
+    // The snapshot disappears between plan and apply, so the reset step fails after the stop.
+    provider.delete_snapshot("d-1", &target).await.unwrap();
+    let error = rollback::apply(&provider, plan, WAIT, &NoProgress).await.unwrap_err();
+    let CloudError::RollbackInterrupted { step, instance_left_stopped, safety_copy, .. } = &error else {
+        panic!("expected RollbackInterrupted, got {error:?}");
+    };
+    assert_eq!(*step, 3);
+    assert_eq!(instance_left_stopped.as_deref(), Some("i-1"));
+    assert!(safety_copy.as_deref().unwrap().starts_with("caasctl-pre-rollback-"));
+    assert_eq!(fake.instance_status("i-1").as_deref(), Some("Stopped"));
+    assert!(error.hint().unwrap().render(Lang::En).contains("i-1"));
+}
