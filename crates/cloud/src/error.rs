@@ -1,8 +1,8 @@
 //! Errors of snapshot providers, with their catalogue messages and hints.
 //!
-//! Every failed precondition of a snapshot or a rollback has its own variant, so that the message
+//! Every failed precondition of a snapshot or a rollback has its own variant. The message then
 //! names the condition that did not hold (the disk is in use, a snapshot is still being taken,
-//! the snapshot belongs to another disk) and JSON output can tell them apart.
+//! the snapshot belongs to another disk), and callers can tell the cases apart.
 
 use std::path::PathBuf;
 
@@ -176,7 +176,7 @@ pub enum CloudError {
     /// A wait ended before the resource reached the state needed.
     #[error("timed out after {seconds} s waiting for {what}")]
     Timeout {
-        /// What was awaited, such as `snapshot s-1 to be ready`.
+        /// The awaited state, such as `snapshot s-1 to be ready`.
         what: String,
         /// Seconds waited.
         seconds: u64,
@@ -185,13 +185,13 @@ pub enum CloudError {
     /// A resource went into an error state while being waited on.
     #[error("{what} failed: status {status}")]
     WaitFailed {
-        /// What was awaited.
+        /// The awaited state.
         what: String,
         /// Provider's status word.
         status: String,
     },
 
-    /// A rollback failed after it changed something; the fields say what was left behind.
+    /// A rollback failed after it changed something. The fields name what was left behind.
     #[error("the rollback of {disk} stopped at step {step}")]
     RollbackInterrupted {
         /// Disk being rolled back.

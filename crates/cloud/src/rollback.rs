@@ -197,7 +197,7 @@ pub async fn plan(provider: &dyn SnapshotProvider, request: &RollbackRequest) ->
     .await
 }
 
-/// Applies a plan built by [`plan`], re-checking that nothing changed in between.
+/// Applies a plan built by [`plan`], re-checking first that no snapshot of the disk started since.
 ///
 /// # Errors
 /// A precondition that no longer holds, the provider's errors, or a wait's timeout. A step that
