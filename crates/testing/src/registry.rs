@@ -1,6 +1,7 @@
 //! Real container registries for tests: Debian's `docker-registry` (distribution 2.8.2) with
 //! filesystem storage in a temporary directory, on a free loopback port, plain HTTP, optionally
-//! with token authentication. The process is stopped by its PID when the guard drops.
+//! with token or basic (htpasswd) authentication. The process is stopped by its PID when the
+//! guard drops.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

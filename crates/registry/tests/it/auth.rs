@@ -1,5 +1,6 @@
-//! Token authentication against a real registry configured with `auth: token:` (realm, service,
-//! issuer, rootcertbundle), in front of which the harness's token server issues ES256 tokens.
+//! Authentication against real registries: one configured with `auth: token:` (realm, service,
+//! issuer, rootcertbundle), for which the harness's token server issues ES256 tokens, and one
+//! configured with `auth: htpasswd:` for HTTP basic authentication.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
