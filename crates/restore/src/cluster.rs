@@ -20,6 +20,7 @@
 //!
 //! Only the `[etcd]` table is read here, so the same file can hold other sections.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::RestoreError;
@@ -75,19 +76,24 @@ pub struct MemberSpec {
     /// Shares one SSH connection between commands.
     #[serde(default)]
     pub ssh_control_master: bool,
-    /// Peer URL the member listens on (`ETCD_INITIAL_ADVERTISE_PEER_URLS`).
+    /// Peer URL the member listens on; default the first of `ETCD_INITIAL_ADVERTISE_PEER_URLS`
+    /// in the member's etcd.conf archived in the backup.
+    #[serde(default)]
     pub peer_url: String,
-    /// Client URL for the checks after start.
+    /// Client URL for the checks after start; default the first of
+    /// `ETCD_ADVERTISE_CLIENT_URLS` in the archived etcd.conf.
+    #[serde(default)]
     pub client_url: String,
     /// Peer URL written into the restored member when it differs from `peer_url`, such as the
     /// `http://localhost:2380` of an etcd.conf that was never edited; the check after start
     /// corrects such a URL to `peer_url`.
     #[serde(default)]
     pub advertise_peer_url: Option<String>,
-    /// Data dir (`ETCD_DATA_DIR`).
-    #[serde(default = "default_data_dir")]
+    /// Data dir; default `ETCD_DATA_DIR` of the archived etcd.conf, else `/var/lib/etcd`.
+    #[serde(default)]
     pub data_dir: String,
-    /// Cluster token for this member, when it differs from `[etcd].token`.
+    /// Cluster token for this member; default `[etcd].token`, then
+    /// `ETCD_INITIAL_CLUSTER_TOKEN` of the archived etcd.conf.
     #[serde(default)]
     pub token: Option<String>,
     /// Restore tool on the host; default `etcdutl`, then `etcdctl`, on its `PATH`.
@@ -105,10 +111,6 @@ fn local_host() -> String {
     "local".to_owned()
 }
 
-fn default_data_dir() -> String {
-    DEFAULT_DATA_DIR.to_owned()
-}
-
 impl MemberSpec {
     /// Returns the SSH target, or `None` for this host.
     pub fn ssh_target(&self) -> Option<SshTarget> {
@@ -118,6 +120,29 @@ impl MemberSpec {
             options: self.ssh_options.clone(),
             control_master: self.ssh_control_master,
         })
+    }
+
+    /// Fills the fields the cluster file leaves out from the member's etcd.conf (its variables,
+    /// as [`caasctl_etcd::endpoints::parse_etcd_conf`] returns them).
+    pub fn fill_from_etcd_conf(&mut self, conf: &HashMap<String, String>) {
+        let first = |key: &str| conf.get(key).and_then(|v| v.split(',').map(str::trim).find(|u| !u.is_empty())).map(str::to_owned);
+        if self.peer_url.is_empty() {
+            self.peer_url = first("ETCD_INITIAL_ADVERTISE_PEER_URLS").unwrap_or_default();
+        }
+        if self.client_url.is_empty() {
+            self.client_url = first("ETCD_ADVERTISE_CLIENT_URLS").unwrap_or_default();
+        }
+        if self.data_dir.is_empty() {
+            self.data_dir = first("ETCD_DATA_DIR").unwrap_or_default();
+        }
+        if self.token.is_none() {
+            self.token = first("ETCD_INITIAL_CLUSTER_TOKEN");
+        }
+    }
+
+    /// Returns the host name without the SSH user, which is how backups name config archives.
+    pub fn host_name(&self) -> &str {
+        self.host.rsplit('@').next().unwrap_or(&self.host)
     }
 
     /// Returns the peer URL written at restore time.
@@ -160,12 +185,50 @@ impl EtcdSection {
     /// # Errors
     /// [`RestoreError::ClusterFile`] naming what is wrong.
     pub fn load(path: &Path) -> Result<EtcdSection, RestoreError> {
+        let mut section = EtcdSection::parse(path)?;
+        section.complete(path)?;
+        Ok(section)
+    }
+
+    /// Reads the `[etcd]` table of a cluster file without checking it, so that missing fields
+    /// can be filled from archived etcd.conf files before [`EtcdSection::complete`].
+    ///
+    /// # Errors
+    /// [`RestoreError::ClusterFile`] when the file is unreadable or not valid TOML.
+    pub fn parse(path: &Path) -> Result<EtcdSection, RestoreError> {
         let invalid = |reason: String| RestoreError::ClusterFile { path: path.to_owned(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
         let root: FileRoot = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        let section = root.etcd.ok_or_else(|| invalid("no [etcd] table".to_owned()))?;
-        section.validate().map_err(invalid)?;
-        Ok(section)
+        root.etcd.ok_or_else(|| invalid("no [etcd] table".to_owned()))
+    }
+
+    /// Fills each member's missing fields from the etcd.conf in `confs`, found by member name,
+    /// else by host name.
+    pub fn fill_from_etcd_confs(&mut self, confs: &HashMap<String, HashMap<String, String>>) {
+        for member in &mut self.members {
+            let conf = confs.get(&member.name).or_else(|| confs.get(member.host_name()));
+            if let Some(conf) = conf {
+                let had_token = member.token.is_some();
+                member.fill_from_etcd_conf(conf);
+                // `[etcd].token` comes before the archived one.
+                if !had_token && self.token.is_some() {
+                    member.token = None;
+                }
+            }
+        }
+    }
+
+    /// Applies the remaining defaults and checks the section; `path` names the file in errors.
+    ///
+    /// # Errors
+    /// [`RestoreError::ClusterFile`] naming what is wrong.
+    pub fn complete(&mut self, path: &Path) -> Result<(), RestoreError> {
+        for member in &mut self.members {
+            if member.data_dir.is_empty() {
+                member.data_dir = DEFAULT_DATA_DIR.to_owned();
+            }
+        }
+        self.validate().map_err(|reason| RestoreError::ClusterFile { path: path.to_owned(), reason })
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -176,7 +239,10 @@ impl EtcdSection {
             if self.members[..index].iter().any(|m| m.name == member.name) {
                 return Err(format!("member name {} appears twice", member.name));
             }
-            for url in [&member.peer_url, &member.client_url] {
+            for (field, url) in [("peer_url", &member.peer_url), ("client_url", &member.client_url)] {
+                if url.is_empty() {
+                    return Err(format!("member {}: {field} is missing, and no etcd.conf of this member in the backup names it", member.name));
+                }
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(format!("member {}: {url} is not an http:// or https:// URL", member.name));
                 }
@@ -240,6 +306,35 @@ service = { kind = "commands", start = "start-etcd", stop = "stop-etcd" }
         assert!(section.members[0].ssh_target().is_none());
         assert_eq!(section.members[1].ssh_target().unwrap().port, Some(2222));
         assert_eq!(section.initial_cluster(), "a=https://10.0.0.1:2380,b=http://localhost:2380,c=https://10.0.0.3:2380");
+    }
+
+    #[test]
+    fn etcd_conf_fills_missing_fields_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caasctl.toml");
+        std::fs::write(
+            &path,
+            "[etcd]\n[[etcd.members]]\nname='master-0'\nhost='root@10.0.0.1'\nclient_url='https://override:2379'\nservice={kind='systemd',unit='etcd'}\n",
+        )
+        .unwrap();
+        let mut section = EtcdSection::parse(&path).unwrap();
+        let conf = caasctl_etcd::endpoints::parse_etcd_conf(
+            "ETCD_NAME=master-0\nETCD_DATA_DIR=/var/lib/etcd/\nETCD_INITIAL_ADVERTISE_PEER_URLS=https://10.0.0.1:2380\n\
+             ETCD_ADVERTISE_CLIENT_URLS=https://10.0.0.1:2379\nETCD_INITIAL_CLUSTER_TOKEN=etcd-cluster-1\n",
+        );
+        section.fill_from_etcd_confs(&HashMap::from([("10.0.0.1".to_owned(), conf)]));
+        section.complete(&path).unwrap();
+        let member = &section.members[0];
+        assert_eq!(member.peer_url, "https://10.0.0.1:2380");
+        assert_eq!(member.client_url, "https://override:2379");
+        assert_eq!(member.data_dir, "/var/lib/etcd/");
+        assert_eq!(member.token.as_deref(), Some("etcd-cluster-1"));
+    }
+
+    #[test]
+    fn missing_peer_url_named() {
+        let error = parse("[etcd]\n[[etcd.members]]\nname='a'\nclient_url='http://a:2379'\nservice={kind='systemd',unit='etcd'}\n").unwrap_err();
+        assert!(error.to_string().contains("peer_url is missing"), "{error}");
     }
 
     #[test]

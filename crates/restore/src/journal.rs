@@ -373,6 +373,19 @@ mod tests {
         }
     }
 
+    /// Reads the operation once no other holder of the lock is left. Tests running in parallel
+    /// fork children, and a child holds the parent's descriptors (and so the flock) until it execs.
+    fn settled(dir: &Path) -> Operation {
+        for _ in 0..100 {
+            let operation = find(dir, "restore-test-1").unwrap();
+            if operation.status != OpStatus::Running {
+                return operation;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("the journal stays locked");
+    }
+
     #[test]
     fn statuses_follow_lock_and_last_line() {
         let dir = tempfile::tempdir().unwrap();
@@ -383,7 +396,7 @@ mod tests {
         assert_eq!(find(dir.path(), "restore-test-1").unwrap().status, OpStatus::Running);
 
         drop(journal);
-        let interrupted = find(dir.path(), "restore-test-1").unwrap();
+        let interrupted = settled(dir.path());
         assert_eq!(interrupted.status, OpStatus::Interrupted);
         assert_eq!(interrupted.next_step(), Some("b"));
 
@@ -392,7 +405,7 @@ mod tests {
         resumed.step_failed("b", "boom").unwrap();
         resumed.finish(false).unwrap();
         drop(resumed);
-        let failed = find(dir.path(), "restore-test-1").unwrap();
+        let failed = settled(dir.path());
         assert_eq!(failed.status, OpStatus::Failed);
         assert_eq!(failed.last_error, Some(("b".to_owned(), "boom".to_owned())));
 
@@ -402,7 +415,7 @@ mod tests {
         }
         again.finish(true).unwrap();
         drop(again);
-        let done = find(dir.path(), "restore-test-1").unwrap();
+        let done = settled(dir.path());
         assert_eq!(done.status, OpStatus::Succeeded);
         assert_eq!(done.next_step(), None);
         assert_eq!(list(dir.path()).unwrap().len(), 1);

@@ -14,6 +14,7 @@ pub mod actions;
 pub mod apply;
 pub mod check;
 pub mod cluster;
+pub mod conf;
 pub mod describe;
 pub mod engine;
 pub mod error;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use caasctl_core::Message;
-use caasctl_etcd::repo::LocalRepo;
+use caasctl_etcd::repo::{LocalRepo, Manifest};
 use caasctl_restore::apply::{apply, ApplyOptions, Observer, StepEvent};
 use caasctl_restore::check::{check_snapshot, HashStatus, SnapshotCheck};
 use caasctl_restore::cluster::{EtcdSection, DEFAULT_TOKEN};
@@ -97,10 +97,14 @@ struct PlanOutput<'a> {
 
 /// Runs the command.
 pub async fn run(args: &RestoreArgs, context: &Context) -> anyhow::Result<Exit> {
-    let (source, check) = resolve_snapshot(args, context)?;
+    let (source, check, backup) = resolve_snapshot(args, context)?;
     let (members, tls) = match &args.cluster {
         Some(file) => {
-            let section = EtcdSection::load(file)?;
+            let mut section = EtcdSection::parse(file)?;
+            if let Some((dir, manifest)) = &backup {
+                section.fill_from_etcd_confs(&caasctl_restore::conf::member_confs(dir, manifest));
+            }
+            section.complete(file)?;
             let tls = ClientTls { cacert: section.cacert.clone(), cert: section.cert.clone(), key: section.key.clone() };
             let mut members = MemberTarget::from_cluster(&section);
             if args.no_start {
@@ -212,20 +216,27 @@ pub fn observer(context: &Context) -> Observer {
 }
 
 /// Finds the snapshot (a file path, or a backup of the repository) and checks it.
-fn resolve_snapshot(args: &RestoreArgs, context: &Context) -> anyhow::Result<(SnapshotSource, SnapshotCheck)> {
+type Backup = Option<(PathBuf, Manifest)>;
+
+fn resolve_snapshot(args: &RestoreArgs, context: &Context) -> anyhow::Result<(SnapshotSource, SnapshotCheck, Backup)> {
     let given = Path::new(&args.backup);
-    let (path, backup_id, manifest_sha256, revision, key_count) = if given.is_file() || args.backup.contains('/') {
-        (given.to_owned(), None, None, None, None)
+    let (path, backup) = if given.is_file() || args.backup.contains('/') {
+        (given.to_owned(), None)
     } else {
         let repo = LocalRepo::open(&args.repo)?;
         let (dir, manifest) = repo.get(&args.backup)?;
-        (dir.join(&manifest.snapshot.file), Some(manifest.id), Some(manifest.snapshot.sha256), Some(manifest.revision), Some(manifest.key_count))
+        (dir.join(&manifest.snapshot.file), Some((dir, manifest)))
     };
+    let manifest = backup.as_ref().map(|(_, m)| m);
+    let backup_id = manifest.map(|m| m.id.clone());
+    let manifest_sha256 = manifest.map(|m| m.snapshot.sha256.clone());
+    let revision = manifest.map(|m| m.revision);
+    let key_count = manifest.map(|m| m.key_count);
     let path = std::path::absolute(&path).with_context(|| format!("invalid snapshot path {}", path.display()))?;
     let progress = crate::progress::reporter(context);
     let check = check_snapshot(&path, manifest_sha256.as_deref(), args.skip_hash_check, progress.as_ref())?;
     let source = SnapshotSource { path, backup_id, manifest_sha256, sha256: check.sha256.clone(), revision, key_count, skip_hash_check: args.skip_hash_check };
-    Ok((source, check))
+    Ok((source, check, backup))
 }
 
 fn single_member(args: &RestoreArgs) -> MemberTarget {
