@@ -4,8 +4,8 @@
 //! Layout under `s3://BUCKET/PREFIX/`: `ID/manifest.json`, `ID/snapshot.db[.age]`,
 //! `ID/config/NAME.tar.gz[.age]` and `ID/verify.json`, as in a local repository. Object stores
 //! have no rename, so the manifest is written last and a backup without one is listed as
-//! incomplete; the snapshot goes up as a multipart upload that becomes an object only when it
-//! is completed, and is aborted on failure. Removal writes `ID/deleting` and deletes the manifest
+//! incomplete. The snapshot goes up as a multipart upload, which becomes an object only when it
+//! is completed and is aborted on failure. Removal writes `ID/deleting` and deletes the manifest
 //! first, so a removal cut short never leaves a backup listed as complete.
 //!
 //! Credentials come from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`,
@@ -34,7 +34,7 @@ pub const UPLOAD_CONCURRENCY: usize = 2;
 /// Marker object of a backup being removed.
 pub const DELETING_MARKER: &str = "deleting";
 
-/// Where an S3 repository lives and how to reach it.
+/// Connection settings of an S3 repository.
 #[derive(Debug, Clone, Default)]
 pub struct S3Options {
     /// Endpoint URL; AWS when `None`.
@@ -60,7 +60,7 @@ pub enum S3Error {
     /// A request failed.
     #[error("failed to {action} {location}")]
     Request {
-        /// What was being done, such as `list`.
+        /// Failed action, such as `list`.
         action: &'static str,
         /// `s3://BUCKET/KEY` acted on.
         location: String,

@@ -92,7 +92,7 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<BackupConfig> {
     }
 }
 
-/// Where a repository lives, with the S3 settings it needs.
+/// Repository location with the S3 settings it needs.
 #[derive(Debug, Clone)]
 pub struct Resolved {
     /// Directory or URL.
