@@ -282,12 +282,21 @@ fn s3_backup_list_verify_prune() {
     assert!(verify.status.success(), "{} {}", text(&verify.stdout), text(&verify.stderr));
     assert_eq!(text(&verify.stdout).matches("every hash matches").count(), 2, "{}", text(&verify.stdout));
 
+    // An unfinished backup from two hours ago: objects without a manifest.
+    let stale = server.data_dir().join("backups/etcd/main/etcd-stale");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("snapshot.db"), b"partial").unwrap();
+    age(&stale.join("snapshot.db"), 7_200);
+    assert_eq!(ids(&s3_list(&server), "incomplete"), vec!["etcd-stale".to_owned()]);
+
     let prune = s3_caasctl(&server, caasctl_testing::s3::SECRET_KEY)
         .args(["--lang", "en", "etcd", "backups", "prune", "--s3-path-style", "--repo", S3_REPO, "--keep-last", "1", "--yes"])
         .output()
         .unwrap();
     assert!(prune.status.success(), "{}", text(&prune.stderr));
-    assert_eq!(ids(&s3_list(&server), "complete"), vec![encrypted_id.clone()]);
+    let entries = s3_list(&server);
+    assert_eq!(ids(&entries, "complete"), vec![encrypted_id.clone()]);
+    assert!(ids(&entries, "incomplete").is_empty(), "the stale leftover is removed: {entries:?}");
     assert!(!server.data_dir().join("backups/etcd/main").join(&plain_id).join("snapshot.db").exists(), "the pruned objects are gone");
 }
 

@@ -14,6 +14,9 @@ use crate::repo::{part_path, BackupEntry, LocalRepo, Manifest, RepoError, Verify
 use crate::s3::{ObjectRepo, S3Error, S3Options, DELETING_MARKER};
 use crate::verify::{verify_stored, VerifyReport};
 
+/// Problem text of an S3 backup that has objects but no manifest yet.
+pub const UNFINISHED: &str = "no manifest: unfinished";
+
 /// A repository error of either kind.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -222,7 +225,7 @@ async fn list_objects(repo: &ObjectRepo) -> Result<Vec<BackupEntry>, StoreError>
             continue;
         }
         if !has_manifest {
-            entries.push(leftover("incomplete", "no manifest: unfinished".to_owned()));
+            entries.push(leftover("incomplete", UNFINISHED.to_owned()));
             continue;
         }
         let bytes = repo.get_bytes(&format!("{id}/{MANIFEST}")).await?;

@@ -88,6 +88,7 @@ pub fn classify(entries: &[BackupEntry], now: SystemTime) -> (Vec<Candidate>, Ve
                 let kind = match entry.state {
                     "deleting" => LeftoverKind::Deleting,
                     _ if entry.path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) => LeftoverKind::Incomplete,
+                    _ if entry.problem.as_deref() == Some(caasctl_etcd::store::UNFINISHED) => LeftoverKind::Incomplete,
                     _ => LeftoverKind::Unreadable,
                 };
                 let age = entry.modified.and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
