@@ -3,8 +3,8 @@
 //! shared by every test of this binary, each test in its own namespace.
 //!
 //! No resizer and no real kubelet run here, so the tests make their status changes as those
-//! components would: the resizer sets the claim's `Resizing`, then grows the volume and sets
-//! `FileSystemResizePending`; the kubelet writes `status.capacity` once the pod started again.
+//! components would. The resizer sets the claim's `Resizing`, then grows the volume and sets
+//! `FileSystemResizePending`. The kubelet writes `status.capacity` once the pod started again.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ fn run(command: &mut Command) -> Output {
 }
 
 /// Creates namespace `ns`, a storage class named after it, and a one-replica StatefulSet `es`
-/// whose claim `data-es-0` of 1Gi binds to a pre-created hostPath volume; waits until its pod is
+/// whose claim `data-es-0` of 1Gi binds to a pre-created hostPath volume. Waits until its pod is
 /// scheduled and returns the pod's UID.
 fn statefulset(plane: &ControlPlane, ns: &str, allow_expansion: bool) -> String {
     plane.json("POST", "/api/v1/namespaces", Some(json!({ "metadata": { "name": ns } })));

@@ -12,14 +12,14 @@ pub enum VolumeError {
     KubeConfig {
         /// The file given, or `None` when kube's inference was used.
         path: Option<PathBuf>,
-        /// What went wrong.
+        /// Cause, as text.
         reason: String,
     },
 
     /// A request to the API server failed.
     #[error("failed to {action}")]
     Api {
-        /// What was being done, such as `get PersistentVolumeClaim monitoring/data`.
+        /// Action that failed, such as `get PersistentVolumeClaim monitoring/data`.
         action: String,
         /// Cause.
         #[source]
@@ -78,7 +78,7 @@ pub enum VolumeError {
     InvalidSize {
         /// The value given.
         value: String,
-        /// Why it is invalid.
+        /// Reason the value is invalid.
         reason: String,
     },
 
@@ -140,7 +140,7 @@ pub enum VolumeError {
     /// The wait for a state ran out of time.
     #[error("timed out after {seconds} s waiting for {what}; last state: {state}")]
     Timeout {
-        /// What was awaited.
+        /// Awaited condition.
         what: String,
         /// Seconds waited.
         seconds: u64,

@@ -22,7 +22,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use crate::error::{api, VolumeError};
 use crate::quantity::parse_bytes;
 
-/// Which claims to expand.
+/// The claims to expand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// One claim by name.
@@ -72,7 +72,8 @@ pub struct ExpandPlan {
     pub claims: Vec<ClaimPlan>,
 }
 
-/// Where a claim's expansion stands, from its conditions and capacity; ordered by progress.
+/// Progress of a claim's expansion, read from its conditions and capacity. Variants are ordered
+/// by progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ResizeState {
@@ -105,7 +106,7 @@ pub struct ClaimStatus {
     pub namespace: String,
     /// Claim name.
     pub name: String,
-    /// Where the expansion stands.
+    /// Progress of the expansion.
     pub state: ResizeState,
     /// Current `status.capacity.storage`.
     pub capacity: Option<String>,
@@ -298,8 +299,8 @@ pub async fn patch_request(client: &kube::Client, namespace: &str, name: &str, s
     .await
 }
 
-/// Follows a claim towards the capacity `target_bytes` until its state reaches `until` (or goes
-/// past it), calling `on_change` with every new status; the first call reports the current one.
+/// Follows a claim towards the capacity `target_bytes` until its state reaches `until` or goes
+/// past it. `on_change` receives every new status, starting with the current one.
 ///
 /// Waits on a watch of the claim, not a poll, so a state change shows at once.
 ///

@@ -5,8 +5,8 @@
 //! test control plane) serves: core/v1, apps/v1, storage.k8s.io/v1 and the eviction subresource.
 //! Dry runs use the API server's own dry run, so admission and validation still run.
 //!
-//! NOTE: OpenShift 3.11 runs Kubernetes 1.11, whose API server has no server-side dry run; there
-//! `--dry-run` fails with the server's error instead of checking the patch.
+//! NOTE: OpenShift 3.11 runs Kubernetes 1.11, whose API server has no server-side dry run. There
+//! `--dry-run` fails with the server's error instead of checking the patch (not tested here).
 
 #![deny(missing_docs)]
 

@@ -18,6 +18,7 @@ pub fn parse_bytes(value: &str) -> Result<u128, VolumeError> {
     let digits_end = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+')).unwrap_or(text.len());
     let (number, suffix) = text.split_at(digits_end);
     let number = number.strip_prefix('+').unwrap_or(number);
+
     if number.is_empty() || number.starts_with('-') {
         return Err(invalid("expected a non-negative number followed by a unit such as Gi"));
     }
@@ -28,6 +29,7 @@ pub fn parse_bytes(value: &str) -> Result<u128, VolumeError> {
     if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
         return Err(invalid("expected a number such as 10 or 1.5"));
     }
+
     // The value is mantissa * 10^-scale * base^exponent, kept exact in integers.
     let mantissa: u128 = format!("{whole}{fraction}").parse().map_err(|_| invalid("the number is too long"))?;
     let scale = fraction.len() as u32;
@@ -51,6 +53,7 @@ pub fn parse_bytes(value: &str) -> Result<u128, VolumeError> {
             None => return Err(invalid("unknown unit; use Ki, Mi, Gi, Ti, Pi, Ei, k, M, G, T, P or E")),
         },
     };
+
     let mut numerator = mantissa;
     let mut denominator: u128 = 10u128.checked_pow(scale).ok_or_else(|| invalid("too many decimal places"))?;
     let factor = base.checked_pow(power.unsigned_abs()).ok_or_else(|| invalid("the value is too large"))?;
@@ -59,6 +62,7 @@ pub fn parse_bytes(value: &str) -> Result<u128, VolumeError> {
     } else {
         denominator = denominator.checked_mul(factor).ok_or_else(|| invalid("the value is too large"))?;
     }
+
     let bytes = numerator.div_ceil(denominator);
     if bytes > 1u128 << 96 {
         return Err(invalid("the value is too large"));

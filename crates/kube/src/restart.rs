@@ -40,14 +40,21 @@ pub async fn restart_pod(client: &kube::Client, namespace: &str, name: &str, dea
         let started = Instant::now();
         let timeout = |what: &str, state: String| VolumeError::Timeout { what: format!("{what} of pod {namespace}/{name}"), seconds: started.elapsed().as_secs(), state };
 
+        // kube's client already retries HTTP 429 with a growing backoff, so one call can take
+        // minutes while a PodDisruptionBudget blocks; the deadline bounds every call.
+        let blocked = "the eviction was refused with HTTP 429 until the deadline: a PodDisruptionBudget allows no disruption now".to_owned();
         loop {
-            match pods.evict(name, &EvictParams::default()).await {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let Ok(result) = tokio::time::timeout(remaining, pods.evict(name, &EvictParams::default())).await else {
+                return Err(timeout("eviction", blocked));
+            };
+            match result {
                 Ok(_) => break,
                 Err(kube::Error::Api(status)) if status.code == 404 => break,
                 Err(kube::Error::Api(status)) if status.code == 429 => {
                     info!(reason = %status.message, "eviction blocked by a PodDisruptionBudget; retrying");
                     if Instant::now() + EVICTION_RETRY > deadline {
-                        return Err(timeout("eviction", status.message.clone()));
+                        return Err(timeout("eviction", format!("{}: {}", blocked, status.message)));
                     }
                     tokio::time::sleep(EVICTION_RETRY).await;
                 }

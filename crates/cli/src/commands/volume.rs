@@ -1,7 +1,7 @@
 //! `caasctl volume list` and `caasctl volume expand`: the monitoring and logging data steps of the
-//! runbook. `list` shows which pods keep data on which claims; `expand` checks, plans, patches
-//! and follows a PVC expansion until `status.capacity` reaches the new size, and names (or, with
-//! `--restart-pod`, evicts) the pods whose restart lets the kubelet grow the file system.
+//! runbook. `list` shows which pods keep data on which claims. `expand` checks, plans, patches
+//! and follows a PVC expansion until `status.capacity` reaches the new size. It names the pods
+//! whose restart lets the kubelet grow the file system, or evicts them with `--restart-pod`.
 
 pub mod args;
 
@@ -185,7 +185,8 @@ fn report_state(context: &Context, status: &ClaimStatus, restarting: bool, pods:
     }
 }
 
-/// Asks on the terminal; false when stdin is not a terminal or the answer is not yes.
+/// Asks for confirmation on the terminal. Returns false when stdin is not a terminal or the reply
+/// is not yes.
 fn confirm(context: &Context, count: usize) -> bool {
     if !context.stdin_tty {
         return false;

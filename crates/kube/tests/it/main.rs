@@ -4,3 +4,4 @@
 
 mod expand;
 mod fixtures;
+mod restart;
