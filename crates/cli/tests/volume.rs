@@ -34,26 +34,34 @@ fn run(command: &mut Command) -> Output {
 /// whose claim `data-es-0` of 1Gi binds to a pre-created hostPath volume. Waits until its pod is
 /// scheduled and returns the pod's UID.
 fn statefulset(plane: &ControlPlane, ns: &str, allow_expansion: bool) -> String {
+    statefulset_of(plane, ns, allow_expansion, 1).remove(0)
+}
+
+/// Like [`statefulset`] with `replicas` pods, each with its claim `data-es-N` and volume
+/// `NS-data-N`; returns the pods' UIDs by ordinal.
+fn statefulset_of(plane: &ControlPlane, ns: &str, allow_expansion: bool, replicas: usize) -> Vec<String> {
     plane.json("POST", "/api/v1/namespaces", Some(json!({ "metadata": { "name": ns } })));
     let class = format!("{ns}-class");
     let body = json!({ "metadata": { "name": class }, "provisioner": "example.com/test", "allowVolumeExpansion": allow_expansion });
     plane.json("POST", "/apis/storage.k8s.io/v1/storageclasses", Some(body));
-    let volume = json!({
-        "metadata": { "name": format!("{ns}-data") },
-        "spec": {
-            "capacity": { "storage": "1Gi" },
-            "accessModes": ["ReadWriteOnce"],
-            "storageClassName": class,
-            "persistentVolumeReclaimPolicy": "Retain",
-            "hostPath": { "path": format!("/tmp/caasctl-test-volumes/{ns}") },
-            "claimRef": { "namespace": ns, "name": "data-es-0" },
-        }
-    });
-    plane.json("POST", "/api/v1/persistentvolumes", Some(volume));
+    for ordinal in 0..replicas {
+        let volume = json!({
+            "metadata": { "name": format!("{ns}-data-{ordinal}") },
+            "spec": {
+                "capacity": { "storage": "1Gi" },
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": class,
+                "persistentVolumeReclaimPolicy": "Retain",
+                "hostPath": { "path": format!("/tmp/caasctl-test-volumes/{ns}-{ordinal}") },
+                "claimRef": { "namespace": ns, "name": format!("data-es-{ordinal}") },
+            }
+        });
+        plane.json("POST", "/api/v1/persistentvolumes", Some(volume));
+    }
     let set = json!({
         "metadata": { "name": "es" },
         "spec": {
-            "replicas": 1,
+            "replicas": replicas,
             "serviceName": "es",
             "selector": { "matchLabels": { "app": "es" } },
             "template": {
@@ -75,13 +83,22 @@ fn statefulset(plane: &ControlPlane, ns: &str, allow_expansion: bool) -> String 
         }
     });
     plane.json("POST", &format!("/apis/apps/v1/namespaces/{ns}/statefulsets"), Some(set));
-    wait_until(&format!("{ns}/data-es-0 bound and es-0 scheduled"), || {
-        let (_, claim) = plane.get(&format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data-es-0")).unwrap();
-        let claim: Value = serde_json::from_str(&claim).unwrap_or_default();
-        let (status, pod) = plane.get(&format!("/api/v1/namespaces/{ns}/pods/es-0")).unwrap();
-        let pod: Value = serde_json::from_str(&pod).unwrap_or_default();
-        (claim["status"]["phase"] == "Bound" && status == 200 && pod["spec"]["nodeName"].is_string()).then(|| pod["metadata"]["uid"].as_str().unwrap().to_owned())
-    })
+    (0..replicas)
+        .map(|ordinal| {
+            wait_until(&format!("{ns}/data-es-{ordinal} bound and es-{ordinal} scheduled"), || {
+                let (_, claim) = plane.get(&format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data-es-{ordinal}")).unwrap();
+                let claim: Value = serde_json::from_str(&claim).unwrap_or_default();
+                pod_uid(plane, ns, ordinal).filter(|_| claim["status"]["phase"] == "Bound")
+            })
+        })
+        .collect()
+}
+
+/// Returns the UID of pod `es-ORDINAL` once it is scheduled.
+fn pod_uid(plane: &ControlPlane, ns: &str, ordinal: usize) -> Option<String> {
+    let (status, pod) = plane.get(&format!("/api/v1/namespaces/{ns}/pods/es-{ordinal}")).unwrap();
+    let pod: Value = serde_json::from_str(&pod).unwrap_or_default();
+    (status == 200 && pod["spec"]["nodeName"].is_string()).then(|| pod["metadata"]["uid"].as_str().unwrap().to_owned())
 }
 
 fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
@@ -96,29 +113,42 @@ fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 }
 
 fn claim_path(ns: &str) -> String {
-    format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data-es-0")
+    claim_path_of(ns, 0)
+}
+
+fn claim_path_of(ns: &str, ordinal: usize) -> String {
+    format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data-es-{ordinal}")
 }
 
 /// Acts as the resizer: waits for the new request, sets `Resizing`, grows the volume and sets
 /// `FileSystemResizePending`.
 fn resize_volume(plane: &ControlPlane, ns: &str) {
-    wait_until("the 2Gi request", || (plane.json("GET", &claim_path(ns), None)["spec"]["resources"]["requests"]["storage"] == "2Gi").then_some(()));
+    resize_volume_of(plane, ns, 0);
+}
+
+fn resize_volume_of(plane: &ControlPlane, ns: &str, ordinal: usize) {
+    let claim = claim_path_of(ns, ordinal);
+    wait_until("the 2Gi request", || (plane.json("GET", &claim, None)["spec"]["resources"]["requests"]["storage"] == "2Gi").then_some(()));
     let resizing = json!({ "status": { "conditions": [{ "type": "Resizing", "status": "True" }] } });
-    plane.json("PATCH", &format!("{}/status", claim_path(ns)), Some(resizing));
+    plane.json("PATCH", &format!("{claim}/status"), Some(resizing));
     std::thread::sleep(Duration::from_millis(500));
-    plane.json("PATCH", &format!("/api/v1/persistentvolumes/{ns}-data"), Some(json!({ "spec": { "capacity": { "storage": "2Gi" } } })));
+    plane.json("PATCH", &format!("/api/v1/persistentvolumes/{ns}-data-{ordinal}"), Some(json!({ "spec": { "capacity": { "storage": "2Gi" } } })));
     let pending = json!({ "status": { "conditions": [{
         "type": "FileSystemResizePending",
         "status": "True",
         "message": "Waiting for user to (re-)start a pod to finish file system resize of volume on node."
     }] } });
-    plane.json("PATCH", &format!("{}/status", claim_path(ns)), Some(pending));
+    plane.json("PATCH", &format!("{claim}/status"), Some(pending));
 }
 
 /// Acts as the kubelet after the file system grew: writes the capacity and drops the condition.
 fn finish_file_system_resize(plane: &ControlPlane, ns: &str) {
+    finish_file_system_resize_of(plane, ns, 0);
+}
+
+fn finish_file_system_resize_of(plane: &ControlPlane, ns: &str, ordinal: usize) {
     let done = json!({ "status": { "capacity": { "storage": "2Gi" }, "conditions": null } });
-    plane.json("PATCH", &format!("{}/status", claim_path(ns)), Some(done));
+    plane.json("PATCH", &format!("{}/status", claim_path_of(ns, ordinal)), Some(done));
 }
 
 #[test]
@@ -169,6 +199,35 @@ fn expand_followed_to_capacity_with_restart() {
     for state in ["Requested", "Resizing", "FileSystemResizePending", "Done"] {
         assert!(stderr.contains(&format!("data-es-0: {state}")), "no {state} line: {stderr}");
     }
+}
+
+#[test]
+fn statefulset_pods_restart_one_at_a_time() {
+    let Some(plane) = plane() else { return };
+    let uids = statefulset_of(plane, "cli-sts", true, 2);
+
+    let child = caasctl(plane, &["volume", "expand", "--statefulset", "es", "--size", "2Gi", "-n", "cli-sts", "--restart-pod", "--yes", "--timeout", "150", "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    resize_volume_of(plane, "cli-sts", 0);
+    resize_volume_of(plane, "cli-sts", 1);
+    wait_until("es-0 restarted", || pod_uid(plane, "cli-sts", 0).filter(|uid| *uid != uids[0]));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(pod_uid(plane, "cli-sts", 1).as_ref(), Some(&uids[1]), "es-1 must wait until data-es-0 is done");
+    finish_file_system_resize_of(plane, "cli-sts", 0);
+    wait_until("es-1 restarted", || pod_uid(plane, "cli-sts", 1).filter(|uid| *uid != uids[1]));
+    finish_file_system_resize_of(plane, "cli-sts", 1);
+    let output = child.wait_with_output().unwrap();
+    eprintln!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+
+    assert!(output.status.success());
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["restarted"], json!(["es-0", "es-1"]));
+    assert_eq!(report["claims"][0]["name"], "data-es-0");
+    assert_eq!(report["claims"][1]["name"], "data-es-1");
+    assert_eq!(report["claims"][1]["state"], "done");
 }
 
 #[test]
