@@ -126,7 +126,7 @@ fn parse_flags(words: &[String]) -> HashMap<String, String> {
     while index < words.len() {
         if let Some(flag) = words[index].strip_prefix("--") {
             if let Some((name, value)) = flag.split_once('=') {
-                flags.insert(name.to_owned(), value.to_owned());
+                flags.insert(name.to_owned(), value.trim_matches(|c| c == '"' || c == '\'').to_owned());
             } else if let Some(next) = words.get(index + 1).filter(|w| !w.starts_with("--")) {
                 flags.insert(flag.to_owned(), next.clone());
                 index += 1;
