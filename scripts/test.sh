@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 export RUST_BACKTRACE=1
-cargo test --workspace --locked -- --test-threads="${CAASCTL_TEST_THREADS:-2}"
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${CAASCTL_TEST_THREADS:-2}"
