@@ -3,6 +3,7 @@
 //! small helpers for timestamps.
 #![deny(missing_docs)]
 
+pub mod error;
 pub mod i18n;
 pub mod progress;
 pub mod timefmt;

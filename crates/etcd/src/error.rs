@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use caasctl_core::{Localize, Message};
 
-/// Why a connection to an endpoint failed, as far as the transport's error tells.
+/// Cause of a failed connection, as far as the transport's error shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConnectFailure {
     /// Nothing listens on the address.
     Refused,
-    /// The endpoint did not answer within the timeout.
+    /// The endpoint did not respond within the timeout.
     Timeout,
     /// The server's certificate was not issued by the given CA.
     UnknownCa,
@@ -20,7 +20,7 @@ pub enum ConnectFailure {
     ClientCertRejected,
     /// The endpoint speaks plain HTTP where TLS was expected, or the other way round.
     TlsMismatch,
-    /// Any other failure; the reason text tells more.
+    /// Any other failure. The reason text gives the details.
     Other,
 }
 
@@ -85,7 +85,7 @@ pub enum EtcdError {
         reason: String,
     },
 
-    /// An etcd.conf holds no client URL.
+    /// An etcd.conf contains no client URL.
     #[error("{} sets no ETCD_ADVERTISE_CLIENT_URLS", path.display())]
     ConfNoClientUrls {
         /// The etcd.conf file.
@@ -236,17 +236,4 @@ impl Localize for EtcdError {
     }
 }
 
-/// Flattens an error and its sources into one line, for transport errors whose useful part
-/// (such as rustls' `UnknownIssuer`) sits deep in the chain.
-pub fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut current = error.source();
-    while let Some(cause) = current {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = cause.source();
-    }
-    parts.join(": ")
-}
+pub use caasctl_core::error::chain_text;

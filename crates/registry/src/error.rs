@@ -268,17 +268,4 @@ fn is_tls_failure(text: &str) -> bool {
     ["invalidcontenttype", "corrupt message", "certificate", "unknownissuer", "invalid peer"].iter().any(|marker| lower.contains(marker))
 }
 
-/// Flattens an error and its sources into one line, because the useful part of a transport
-/// error (such as `connection refused`) sits deep in the chain.
-pub fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut current = error.source();
-    while let Some(cause) = current {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = cause.source();
-    }
-    parts.join(": ")
-}
+pub use caasctl_core::error::chain_text;

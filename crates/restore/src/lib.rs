@@ -27,15 +27,4 @@ pub mod verify;
 pub use error::RestoreError;
 
 /// Flattens an error and its sources into one line for the journal.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut current = error.source();
-    while let Some(cause) = current {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = cause.source();
-    }
-    parts.join(": ")
-}
+pub use caasctl_core::error::chain_text as error_chain;

@@ -126,7 +126,7 @@ pub struct EtcdCluster {
 }
 
 impl EtcdCluster {
-    /// Starts a cluster and waits until every member answers.
+    /// Starts a cluster and waits until every member responds.
     ///
     /// # Panics
     /// When a member does not come up within 30 seconds; its log is printed.
@@ -158,7 +158,8 @@ impl EtcdCluster {
         cluster
     }
 
-    fn spawn(&self, member: &mut Member, state: &str) {
+    /// Returns the etcd flags the harness starts `member` with, for `--initial-cluster-state=STATE`.
+    pub fn member_args(&self, member: &Member, state: &str) -> Vec<String> {
         let mut args = vec![
             format!("--name={}", member.name),
             format!("--data-dir={}", member.data_dir.display()),
@@ -186,6 +187,11 @@ impl EtcdCluster {
             ]);
         }
         args.extend(self.options.extra_args.iter().cloned());
+        args
+    }
+
+    fn spawn(&self, member: &mut Member, state: &str) {
+        let args = self.member_args(member, state);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&member.log).unwrap();
         let child = Command::new(self.options.version.etcd_binary())
             .args(&args)

@@ -33,35 +33,7 @@ pub struct ScriptedMembers {
 
 /// Returns the etcd flags of member `index`, the same the harness starts it with.
 pub fn member_args(cluster: &EtcdCluster, index: usize) -> Vec<String> {
-    let member = &cluster.members[index];
-    let mut args = vec![
-        format!("--name={}", member.name),
-        format!("--data-dir={}", member.data_dir.display()),
-        format!("--listen-client-urls={}", member.client_url),
-        format!("--advertise-client-urls={}", member.client_url),
-        format!("--listen-peer-urls={}", member.peer_url),
-        format!("--initial-advertise-peer-urls={}", member.peer_url),
-        format!("--initial-cluster={}", cluster.initial_cluster),
-        format!("--initial-cluster-token={}", cluster.token),
-        "--initial-cluster-state=new".to_owned(),
-        "--heartbeat-interval=50".to_owned(),
-        "--election-timeout=500".to_owned(),
-        "--quota-backend-bytes=8589934592".to_owned(),
-    ];
-    if let Some(pki) = &cluster.pki {
-        args.extend([
-            format!("--trusted-ca-file={}", pki.ca.display()),
-            format!("--cert-file={}", pki.server_cert.display()),
-            format!("--key-file={}", pki.server_key.display()),
-            "--client-cert-auth=true".to_owned(),
-            format!("--peer-trusted-ca-file={}", pki.ca.display()),
-            format!("--peer-cert-file={}", pki.server_cert.display()),
-            format!("--peer-key-file={}", pki.server_key.display()),
-            "--peer-client-cert-auth=true".to_owned(),
-        ]);
-    }
-    args.extend(cluster.options.extra_args.iter().cloned());
-    args
+    cluster.member_args(&cluster.members[index], "new")
 }
 
 fn quote(value: &str) -> String {
