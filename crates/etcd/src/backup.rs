@@ -1,6 +1,7 @@
-//! `etcd backup`: health first, then a snapshot streamed from a healthy member (followers before
-//! the leader, the next member when a stream breaks), the configuration directories archived, and
-//! the manifest written last, so that the backup appears in the repository only when whole.
+//! `etcd backup`: health first, then a snapshot streamed from a healthy member. Followers come
+//! before the leader, and the next member is tried when a stream breaks. The configuration
+//! directories are archived and the manifest is written last, so a backup appears in the
+//! repository only when whole.
 //! With recipients, the snapshot and the archives are encrypted with age on their way to the
 //! repository, after the plaintext was hashed.
 
@@ -222,7 +223,7 @@ async fn write_backup(
     let mut saved = None;
 
     for (health, client) in candidates {
-        // NOTE: revision and key count are read right before the stream starts; writes that land
+        // NOTE: revision and key count are read right before the stream starts. Writes that land
         // between this read and the snapshot make the manifest lag the snapshot by those writes.
         let counted = client.revision_and_count().await;
         let streamed = match counted {

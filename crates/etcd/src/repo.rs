@@ -3,8 +3,8 @@
 //! Layout: `REPO/ID/manifest.json`, `REPO/ID/snapshot.db` and `REPO/ID/config/NAME.tar.gz`. A
 //! backup is built in `REPO/.incomplete-ID/` and the directory is renamed to `REPO/ID` only after
 //! the snapshot's hash was checked and the manifest was fsynced, so a listed backup is always
-//! whole. Directories are mode 0700 and files 0600, because a snapshot holds every Secret of the
-//! cluster.
+//! whole. Directories are mode 0700 and files 0600, because a snapshot contains every Secret of
+//! the cluster.
 //!
 //! `etcd backups verify` leaves its result in `REPO/ID/verify.json`, which retention reads. Prune
 //! removes a backup by renaming it to `REPO/.deleting-ID` first, so that a removal cut short
@@ -161,7 +161,7 @@ pub struct Manifest {
     pub format: u32,
     /// Backup ID, the directory name.
     pub id: String,
-    /// What the backup holds: `etcd-v3-snapshot`.
+    /// Kind of backup: `etcd-v3-snapshot`.
     pub kind: String,
     /// Cluster ID, hex.
     pub cluster_id: String,
