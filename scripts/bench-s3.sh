@@ -5,7 +5,11 @@
 # cluster and the same s3s-fs server on loopback, alternating in one run. Prints each run, the
 # median wall-time ratio (caasctl / baseline) and peak RSS of each process.
 # caasctl also hashes the stream, checks etcd's appended hash and writes the manifest.
-# Environment: BENCH_KEYS (default 100000), BENCH_VALUE (bytes, default 1300), BENCH_RUNS (default 5).
+# Environment: BENCH_KEYS (default 100000), BENCH_VALUE (bytes, default 1300), BENCH_RUNS (default 5),
+# BENCH_BIN_DIR (a directory with prebuilt release binaries caasctl, etcd-load and s3-upload),
+# CAASCTL_S3_PART_MIB and CAASCTL_S3_UPLOAD_CONCURRENCY (upload settings of both sides).
+# With BENCH_BIN_DIR the build is skipped, so a target directory shared with other worktrees
+# cannot swap the binaries during the run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,12 +23,17 @@ s3_pid=
 . scripts/lib/etcd-cluster.sh
 trap 'etcd_cluster_stop; [ -n "$s3_pid" ] && kill "$s3_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
-cargo build --release -q -p caasctl -p caasctl-testing
-cargo build --release -q -p caasctl-etcd --example s3-upload
-target=${CARGO_TARGET_DIR:-$root/target}/release
-caasctl=$target/caasctl
-load=$target/etcd-load
-upload=$target/examples/s3-upload
+if [ -n "${BENCH_BIN_DIR:-}" ]; then
+    caasctl=$BENCH_BIN_DIR/caasctl load=$BENCH_BIN_DIR/etcd-load upload=$BENCH_BIN_DIR/s3-upload
+else
+    cargo build --release -q -p caasctl -p caasctl-testing
+    cargo build --release -q -p caasctl-etcd --example s3-upload
+    target=${CARGO_TARGET_DIR:-$root/target}/release
+    caasctl=$target/caasctl
+    load=$target/etcd-load
+    upload=$target/examples/s3-upload
+fi
+echo "== upload settings: part ${CAASCTL_S3_PART_MIB:-default} MiB, ${CAASCTL_S3_UPLOAD_CONCURRENCY:-default} in flight; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 etcd_cluster_start "$work" /usr/bin/etcd
 tls=(--cacert "$etcd_pki/ca.crt" --cert "$etcd_pki/peer.crt" --key "$etcd_pki/peer.key")
@@ -46,15 +55,18 @@ max() { awk -v a="$1" -v b="$2" 'BEGIN {print (a > b) ? a : b}'; }
 echo "== loading $keys keys of $value bytes"
 "$load" "$etcd_endpoints" "$keys" "$value" "$etcd_pki/ca.crt" "$etcd_pki/peer.crt" "$etcd_pki/peer.key" >/dev/null
 
-ours=() theirs=() ours_rss=0 save_rss=0 upload_rss=0
+ours=() theirs=() saves=() uploads=() ours_rss=0 save_rss=0 upload_rss=0
 for i in $(seq 1 "$runs"); do
     rm -f "$work/etcdctl.db"
     start=$(date +%s.%N)
     /usr/bin/time -f '%M' -o "$work/save.txt" env ETCDCTL_API=3 etcdctl --endpoints="$follower" "${tls[@]}" \
         snapshot save "$work/etcdctl.db" >/dev/null 2>&1
+    saved=$(date +%s.%N)
     /usr/bin/time -f '%M' -o "$work/upload.txt" "$upload" "$endpoint" bench "baseline/run-$i.db" "$work/etcdctl.db"
     end=$(date +%s.%N)
     theirs+=("$(python3 -c "print(round($end - $start, 3))")")
+    saves+=("$(python3 -c "print(round($saved - $start, 3))")")
+    uploads+=("$(python3 -c "print(round($end - $saved, 3))")")
     save_rss=$(max "$save_rss" "$(cat "$work/save.txt")")
     upload_rss=$(max "$upload_rss" "$(cat "$work/upload.txt")")
 
@@ -70,5 +82,7 @@ mt=$(printf '%s\n' "${theirs[@]}" | median)
 mo=$(printf '%s\n' "${ours[@]}" | median)
 echo "$keys keys, snapshot $((size / 1048576)) MiB"
 echo "  median etcdctl snapshot save + s3-upload: $mt s, peak RSS save $((save_rss / 1024)) MiB, upload $((upload_rss / 1024)) MiB"
+echo "    of which median save $(printf '%s\n' "${saves[@]}" | median) s, median upload $(printf '%s\n' "${uploads[@]}" | median) s"
 echo "  median caasctl etcd backup to S3:         $mo s, peak RSS $((ours_rss / 1024)) MiB"
 python3 -c "print('  ratio caasctl/baseline: %.3f' % ($mo / $mt))"
+echo "  load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

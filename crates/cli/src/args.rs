@@ -70,7 +70,7 @@ pub enum Command {
     #[command(subcommand)]
     Image(crate::commands::image::ImageCommand),
 
-    /// Persistent volumes of pods: list mounts, expand claims.
+    /// Persistent volumes of pods: list mounts, expand claims, back up and restore their data.
     #[command(subcommand)]
     Volume(crate::commands::volume::args::VolumeCommand),
 
@@ -78,9 +78,12 @@ pub enum Command {
     #[command(subcommand)]
     Inventory(crate::commands::inventory::InventoryCommand),
 
-    /// Add nodes, masters and etcd hosts through openshift-ansible's scale-up playbooks.
+    /// Add, remove and migrate nodes through openshift-ansible's playbooks and the Kubernetes API.
     #[command(subcommand)]
     Node(crate::commands::node::NodeCommand),
+
+    /// Scheduled backups as a service: backup, keep rules and restore drill on a cron schedule, with /metrics and /healthz.
+    Serve(crate::commands::serve::ServeArgs),
 }
 
 /// etcd commands.
@@ -174,9 +177,15 @@ pub struct BackupArgs {
     #[arg(long, conflicts_with = "config_dir")]
     pub no_config: bool,
 
+    /// Cluster file (caasctl.toml): archive each member's configuration directory and static pod manifest on its own host; required with --api 2.
+    #[arg(id = "backup_cluster", long = "cluster", value_name = "FILE", conflicts_with_all = ["config_dir", "no_config"], required_if_eq("backup_api", "2"))]
+    pub cluster: Option<PathBuf>,
+
     /// Limit the snapshot transfer to this many MiB per second.
     #[arg(long, value_name = "MIB_PER_SECOND")]
     pub rate_limit: Option<f64>,
+    #[command(flatten)]
+    pub v2: crate::commands::etcd_backup_v2::V2BackupArgs,
 }
 
 /// `etcd backups` subcommands.

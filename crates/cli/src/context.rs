@@ -48,18 +48,20 @@ impl Context {
 
 /// Sends `tracing` events to stderr. `RUST_LOG` overrides the level chosen by `-v` and `-q`;
 /// dependencies log at `warn` unless `RUST_LOG` names them.
-pub fn init_tracing(global: &GlobalArgs) {
+/// With `service`, logs are JSON lines and the default level is `info`.
+pub fn init_tracing(global: &GlobalArgs, service: bool) {
     let own = match (global.quiet, global.verbose) {
         (true, _) => "error",
+        (false, 0) if service => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,caasctl={own},caasctl_etcd={own},caasctl_core={own}")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,caasctl={own},caasctl_etcd={own},caasctl_core={own},caasctl_restore={own}")));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
-    if global.output == OutputFormat::Json {
+    if global.output == OutputFormat::Json || service {
         let _ = builder.json().try_init();
     } else {
         let _ = builder.try_init();

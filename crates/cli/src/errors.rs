@@ -25,6 +25,11 @@ pub enum CliError {
         /// Repository path.
         repo: String,
     },
+    /// A running etcd holds the lock of the data dir a restore would move aside.
+    DataDirInUse {
+        /// The data dir.
+        path: String,
+    },
 }
 
 impl std::fmt::Display for CliError {
@@ -41,6 +46,7 @@ impl Localize for CliError {
             CliError::NoEndpointSource => Message::new("cli.error.no_endpoint_source"),
             CliError::VerifyFailed { ids } => Message::new("cli.error.verify_failed").arg("ids", ids.join(", ")),
             CliError::NoBackups { repo } => Message::new("cli.error.no_backups").arg("repo", repo),
+            CliError::DataDirInUse { path } => Message::new("cli.error.data_dir_in_use").arg("path", path),
         }
     }
 
@@ -49,6 +55,7 @@ impl Localize for CliError {
             CliError::NoEndpointSource => Some(Message::new("etcd.hint.endpoints")),
             CliError::VerifyFailed { .. } => Some(Message::new("cli.hint.verify_failed")),
             CliError::NoBackups { .. } => Some(Message::new("cli.hint.no_backups")),
+            CliError::DataDirInUse { .. } => Some(Message::new("cli.hint.data_dir_in_use")),
         }
     }
 }
@@ -61,7 +68,7 @@ fn localized(error: &(dyn std::error::Error + 'static)) -> Option<(Message, Opti
             })*
         };
     }
-    try_type!(CliError, caasctl_etcd::inspect::InspectError, BackupError, EtcdError, TlsError, RepoError, caasctl_restore::RestoreError, caasctl_registry::RegistryError, caasctl_cloud::CloudError, crate::commands::snapshot::SnapshotCliError, caasctl_nodes::NodeError, caasctl_inventory::InventoryError, caasctl_etcd::blob::KeyError, crate::commands::repo_opts::OptionsError, caasctl_etcd::store::StoreError, caasctl_kube::VolumeError);
+    try_type!(CliError, caasctl_etcd::inspect::InspectError, BackupError, EtcdError, TlsError, RepoError, caasctl_restore::RestoreError, caasctl_restore::member_config::MemberConfigError, caasctl_registry::RegistryError, caasctl_cloud::CloudError, crate::commands::snapshot::SnapshotCliError, caasctl_nodes::NodeError, caasctl_inventory::InventoryError, caasctl_etcd::blob::KeyError, crate::commands::repo_opts::OptionsError, caasctl_etcd::store::StoreError, caasctl_etcd::fetch::FetchError, caasctl_restore::drill::DrillError, crate::commands::serve::ServeError, caasctl_volume::VolumeBackupError, caasctl_kube::VolumeError);
     None
 }
 
@@ -115,11 +122,20 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         if cause.downcast_ref::<crate::commands::repo_opts::OptionsError>().is_some() || cause.downcast_ref::<caasctl_etcd::blob::KeyError>().is_some() {
             return Exit::Usage;
         }
+        if cause.downcast_ref::<crate::commands::serve::ServeError>().is_some() {
+            return Exit::Usage;
+        }
+        if let Some(caasctl_etcd::fetch::FetchError::NeedsIdentity { .. }) = cause.downcast_ref::<caasctl_etcd::fetch::FetchError>() {
+            return Exit::Usage;
+        }
         if let Some(caasctl_cloud::CloudError::Config { .. } | caasctl_cloud::CloudError::Credential { .. }) = cause.downcast_ref::<caasctl_cloud::CloudError>() {
             return Exit::Usage;
         }
     }
     if error.chain().filter_map(|cause| cause.downcast_ref::<caasctl_kube::VolumeError>()).any(caasctl_kube::VolumeError::is_usage) {
+        return Exit::Usage;
+    }
+    if error.chain().filter_map(|cause| cause.downcast_ref::<caasctl_volume::VolumeBackupError>()).any(caasctl_volume::VolumeBackupError::is_usage) {
         return Exit::Usage;
     }
     Exit::Failure

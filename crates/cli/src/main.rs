@@ -58,7 +58,9 @@ fn main() -> ExitCode {
     };
 
     let context = Context::new(&cli.global, lang);
-    context::init_tracing(&cli.global);
+    // The service logs JSON lines at info level for log collectors; it handles its own signals.
+    let service = matches!(cli.command, args::Command::Serve(_));
+    context::init_tracing(&cli.global, service);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
@@ -68,6 +70,9 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
+        if service {
+            return commands::run(cli.command, &context).await;
+        }
         tokio::select! {
             result = commands::run(cli.command, &context) => result,
             _ = tokio::signal::ctrl_c() => Ok(Exit::Interrupted),

@@ -90,3 +90,19 @@ impl Progress for LogProgress {
 
     fn finish(&self) {}
 }
+
+/// Prints the progress line of a journaled step, unless progress is off or the output is JSON.
+pub(crate) fn step_line(context: &crate::context::Context, key: &'static str, step: &str, finished: Option<(std::time::Duration, Option<String>)>) {
+    if !context.progress || context.json() {
+        return;
+    }
+    let line = match finished {
+        Some((elapsed, note)) => {
+            let seconds = format!("{:.1}", elapsed.as_secs_f64());
+            let note = note.map(|n| format!(": {n}")).unwrap_or_default();
+            context.tr(key, &[("step", &step), ("seconds", &seconds), ("note", &note)])
+        }
+        None => context.tr(key, &[("step", &step)]),
+    };
+    eprintln!("{line}");
+}

@@ -195,8 +195,13 @@ fn encrypted_backup_needs_identity() {
     assert!(with.status.success(), "{} {}", text(&with.stdout), text(&with.stderr));
     assert!(text(&with.stdout).contains("every hash matches"), "{}", text(&with.stdout));
 
+    // A key that opens nothing is the operator's mistake: exit 2, and the record of the good
+    // verification above stays, so that prune never takes the backup for a failed one.
+    let record_before = std::fs::read(Path::new(repo).join(&id).join("verify.json")).unwrap();
     let wrong = caasctl().args(["--lang", "en", "etcd", "backups", "verify", "--repo", repo, "--identity"]).arg(&stranger_file).output().unwrap();
-    assert_eq!(wrong.status.code(), Some(1), "a wrong identity fails verification: {}", text(&wrong.stdout));
+    assert_eq!(wrong.status.code(), Some(2), "a wrong identity is a usage error: {}", text(&wrong.stderr));
+    assert!(text(&wrong.stderr).contains("opens backup"), "{}", text(&wrong.stderr));
+    assert_eq!(std::fs::read(Path::new(repo).join(&id).join("verify.json")).unwrap(), record_before);
 
     let no_key = caasctl()
         .args(["--lang", "en", "etcd", "backup", "--no-config", "--encrypt", "--endpoints", &cluster.endpoints(), "--repo", repo])
@@ -354,4 +359,18 @@ fn s3_server_stopped_mid_upload() {
         .output()
         .unwrap();
     assert!(verify.status.success(), "{}", text(&verify.stdout));
+}
+
+#[test]
+fn missing_repository_is_reported_not_created() {
+    let scratch = tempfile::tempdir().unwrap();
+    let missing = scratch.path().join("no-such-repo");
+    for args in [&["etcd", "backups", "list"][..], &["etcd", "backups", "verify"], &["etcd", "backups", "prune", "--keep-last", "1", "--dry-run"]] {
+        let output = caasctl().args(args).arg("--repo").arg(&missing).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", text(&output.stderr));
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("does not exist"), "{args:?}: {stderr}");
+        assert!(stderr.contains(&missing.display().to_string()), "{args:?}: {stderr}");
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
 }

@@ -310,3 +310,17 @@ fn unhealthy_member_reported_partial() {
     assert_eq!(output.status.code(), Some(3), "{}", text(&output.stdout));
     assert!(text(&output.stdout).contains("connection refused"), "{}", text(&output.stdout));
 }
+
+#[test]
+fn backup_names_down_member() {
+    let Some(mut cluster) = start(EtcdVersion::V34, 3, 10, 64) else { return };
+    cluster.kill_member(2);
+    std::thread::sleep(Duration::from_secs(3));
+    let repo = tempfile::tempdir().unwrap();
+    let output = backup(&cluster, repo.path(), &["--dial-timeout", "2"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    let down = cluster.endpoints().split(',').nth(2).unwrap().to_owned();
+    assert!(stderr.contains("was not used"), "{stderr}");
+    assert!(stderr.contains(&down), "{stderr}");
+}

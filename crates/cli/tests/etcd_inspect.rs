@@ -237,13 +237,14 @@ fn inspect_backups(version: EtcdVersion) {
     assert_eq!(secret["data"]["password"], "czNjcv9ldA==");
     assert_eq!(secret["type"], "Opaque");
 
-    // A kind without a full decoder: metadata only, with a note on stderr.
+    // Every built-in kind decodes through the schema, spec included, without a note.
     let deployment = caasctl().args(["-o", "json", "etcd", "inspect", &first, "k8s", "get", "deploy", "web", "--repo"]).arg(repo.path()).output().unwrap();
     assert!(deployment.status.success());
     let deployment_json: Value = serde_json::from_slice(&deployment.stdout).unwrap();
     assert_eq!(deployment_json["kind"], "Deployment");
     assert_eq!(deployment_json["metadata"]["name"], "web");
-    assert!(text(&deployment.stderr).contains("only apiVersion, kind and metadata"), "{}", text(&deployment.stderr));
+    assert_eq!(deployment_json["spec"]["replicas"], 3);
+    assert!(!text(&deployment.stderr).contains("left out"), "{}", text(&deployment.stderr));
 
     // JSON custom resource: everything kept, --clean drops status and server metadata.
     let widget = inspect_json(repo.path(), &[&first, "k8s", "get", "example.com/widgets", "-n", "team-a", "w1", "--clean"]);

@@ -1,6 +1,6 @@
 //! `caasctl etcd restore` and `caasctl ops` against real etcd 3.4 and 3.5 clusters with mutual
-//! TLS: a whole cluster restored from a backup (one member through a real sshd on loopback), an
-//! operation killed mid-way and resumed, a corrupted snapshot rejected, a db copied out of a data
+//! TLS holding 50,000 keys: a whole cluster restored from a backup (one member through a real
+//! sshd on loopback), an operation killed mid-way and resumed, a corrupted snapshot rejected, a db copied out of a data
 //! dir restored with `--skip-hash-check`, and a `localhost` peer URL corrected.
 //!
 //! Members run from start and stop scripts (caasctl_testing::scripted), which caasctl drives as
@@ -11,12 +11,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use caasctl_testing::etcd::{load_k8s_data, ClusterOptions, Member};
+use caasctl_testing::etcd::{load_k8s_data_parallel, ClusterOptions, Member};
 use caasctl_testing::scripted::ScriptedMembers;
 use caasctl_testing::sshd::Sshd;
 use caasctl_testing::{EtcdCluster, EtcdVersion};
 
-const KEYS: usize = 5_000;
+/// Keys in the cluster that is backed up and restored.
+const KEYS: usize = 50_000;
+/// Bytes per value, kept small so that loading and reading 50,000 keys stays fast.
+const VALUE_SIZE: usize = 100;
+/// Keys read per range request, so that no response exceeds the gRPC client's 4 MiB default.
+const PAGE: i64 = 10_000;
 
 fn caasctl(state: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_caasctl"));
@@ -54,16 +59,34 @@ async fn connect(cluster: &EtcdCluster, members: &[&Member]) -> etcd_client::Cli
     etcd_client::Client::connect(endpoints, Some(options)).await.expect("connect")
 }
 
+/// Reads every key and value in pages of [`PAGE`] keys.
+async fn read_all(client: &mut etcd_client::Client) -> Result<BTreeMap<String, Vec<u8>>, etcd_client::Error> {
+    let mut all = BTreeMap::new();
+    let mut start = vec![0u8];
+    loop {
+        let options = etcd_client::GetOptions::new().with_from_key().with_limit(PAGE);
+        let response = client.get(start.clone(), Some(options)).await?;
+        for kv in response.kvs() {
+            all.insert(String::from_utf8_lossy(kv.key()).into_owned(), kv.value().to_vec());
+        }
+        match response.kvs().last() {
+            Some(last) if response.more() => {
+                start = last.key().to_vec();
+                start.push(0);
+            }
+            _ => return Ok(all),
+        }
+    }
+}
+
 /// Reads every key and value, retrying while the cluster comes up.
 async fn all_keys(cluster: &EtcdCluster) -> BTreeMap<String, Vec<u8>> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let members: Vec<&Member> = cluster.members.iter().collect();
         let mut client = connect(cluster, &members).await;
-        match client.get(vec![0u8], Some(etcd_client::GetOptions::new().with_from_key())).await {
-            Ok(response) => {
-                return response.kvs().iter().map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), kv.value().to_vec())).collect();
-            }
+        match read_all(&mut client).await {
+            Ok(all) => return all,
             Err(error) if Instant::now() > deadline => panic!("cluster did not answer: {error}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
         }
@@ -86,11 +109,13 @@ fn back_up_and_destroy(version: EtcdVersion) -> Destroyed {
     let repo = work.path().join("repo");
     let state = work.path().join("state");
     let rt = runtime();
+    let loading = Instant::now();
     let expected = rt.block_on(async {
-        let mut client = cluster.client().await;
-        load_k8s_data(&mut client, KEYS, 200).await;
+        let client = cluster.client().await;
+        load_k8s_data_parallel(&client, KEYS, VALUE_SIZE, 4).await;
         all_keys(&cluster).await
     });
+    eprintln!("loaded {KEYS} keys in {:.1} s", loading.elapsed().as_secs_f64());
     assert_eq!(expected.len(), KEYS);
 
     let mut backup = caasctl(&state);
@@ -366,4 +391,24 @@ fn copied_db_needs_skip_hash_check() {
     let restored = runtime().block_on(all_keys(&cluster));
     assert_eq!(restored, expected);
     scripts.stop_all();
+}
+
+#[test]
+fn running_members_data_dir_is_refused() {
+    let version = EtcdVersion::V35;
+    if !caasctl_testing::require(version.available(), &version.etcd_binary().display().to_string()) {
+        return;
+    }
+    let (cluster, snap) = small_cluster(version);
+    let state = tempfile::tempdir().unwrap();
+    let data_dir = cluster.members[0].data_dir.clone();
+    let output = caasctl(state.path()).args(single_restore_args(&cluster, &snap, &data_dir, version)).arg("--yes").output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("is in use"), "{}", text(&output));
+
+    // The data dir stays where it was and the member keeps serving.
+    assert!(data_dir.join("member/snap/db").is_file());
+    let siblings: Vec<_> = std::fs::read_dir(data_dir.parent().unwrap()).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
+    assert!(!siblings.iter().any(|name| name.to_string_lossy().contains("caasctl-")), "{siblings:?}");
+    assert!(cluster.etcdctl(&["get", "/registry/k0001"]).status.success());
 }

@@ -288,6 +288,16 @@ fn node_add_failed_playbook_keeps_new_group() {
         "node1.example.com openshift_node_group_name='node-config-compute'\n\n[new_nodes]\nnode4.example.com openshift_node_group_name='node-config-compute' fail_scaleup='true'\n",
     );
     assert_eq!(setup.read(), expected, "the host stays in [new_nodes] for a re-run");
+
+    // The scale-up is journaled, and ops list names the step to resume at.
+    let listed = setup.caasctl().args(["-o", "json", "ops", "list"]).output().unwrap();
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("stdout is JSON");
+    let operation = &listed[0];
+    assert_eq!(operation["kind"], "node-add", "{listed}");
+    assert_eq!(operation["status"], "failed", "{listed}");
+    assert_eq!(operation["steps_done"], 1, "{listed}");
+    assert_eq!(operation["next_step"], "2.playbook", "{listed}");
 }
 
 #[test]

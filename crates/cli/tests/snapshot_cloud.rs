@@ -10,6 +10,8 @@ use predicates::str::contains;
 fn caasctl(config: &std::path::Path) -> Command {
     let mut command = Command::cargo_bin("caasctl").unwrap();
     command.env("CAASCTL_LANG", "en").env("CAASCTL_NO_PROGRESS", "1").env("CAASCTL_CONFIG", config);
+    // Rollbacks are journaled; their journals go beside the test's caasctl.toml.
+    command.env("CAASCTL_STATE_DIR", config.with_file_name("state"));
     command
 }
 

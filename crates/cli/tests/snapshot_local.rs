@@ -32,6 +32,8 @@ fn qemu_io(path: &Path, command: &str) -> bool {
 fn caasctl() -> Command {
     let mut command = Command::cargo_bin("caasctl").unwrap();
     command.env("CAASCTL_LANG", "en").env_remove("CAASCTL_CONFIG").env("CAASCTL_NO_PROGRESS", "1");
+    // Rollbacks are journaled; their journals go to a directory of this test run.
+    command.env("CAASCTL_STATE_DIR", std::env::temp_dir().join(format!("caasctl-snapshot-local-{}", std::process::id())));
     command
 }
 

@@ -231,6 +231,32 @@ fn statefulset_pods_restart_one_at_a_time() {
 }
 
 #[test]
+fn statefulset_partial_failure_exits_3() {
+    let Some(plane) = plane() else { return };
+    statefulset_of(plane, "cli-sts-partial", true, 2);
+
+    let child = caasctl(plane, &["volume", "expand", "--statefulset", "es", "--size", "2Gi", "-n", "cli-sts-partial", "--yes", "--timeout", "8", "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Only data-es-1 grows; no resizer ever acts on data-es-0, so it times out.
+    let claim = claim_path_of("cli-sts-partial", 1);
+    wait_until("the 2Gi request of data-es-1", || (plane.json("GET", &claim, None)["spec"]["resources"]["requests"]["storage"] == "2Gi").then_some(()));
+    finish_file_system_resize_of(plane, "cli-sts-partial", 1);
+    let output = child.wait_with_output().unwrap();
+    eprintln!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+
+    assert_eq!(output.status.code(), Some(3), "some claims failed, the rest finished");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["claims"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["claims"][0]["name"], "data-es-1");
+    assert_eq!(report["claims"][0]["state"], "done");
+    assert_eq!(report["failed"][0]["pvc"], "data-es-0");
+    assert!(report["failed"][0]["error"].as_str().unwrap().contains("timed out"), "{report}");
+}
+
+#[test]
 fn expand_without_restart_names_pod() {
     let Some(plane) = plane() else { return };
     statefulset(plane, "cli-no-restart", true);

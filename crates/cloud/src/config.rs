@@ -46,6 +46,11 @@ pub struct CloudConfig {
     /// `[cloud.hosts."HOST"]`: the disks and instance of each inventory host, for `--hosts`.
     #[serde(default)]
     pub hosts: BTreeMap<String, HostMapping>,
+    /// Disks of a host that `[cloud.hosts]` does not list, named after the host: templates in
+    /// which `{host}` is the inventory name and `{short}` its part before the first dot, such as
+    /// `"/var/lib/libvirt/images/{short}.qcow2"` for VMs whose instance name is the host name.
+    #[serde(default)]
+    pub host_disks: Vec<String>,
     /// `[cloud.local]`.
     pub local: Option<LocalConfig>,
     /// `[cloud.openstack]`.

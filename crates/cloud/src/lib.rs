@@ -17,6 +17,7 @@ pub mod model;
 pub mod ops;
 pub mod provider;
 pub mod rollback;
+pub mod rollback_steps;
 pub mod wait;
 
 pub use error::CloudError;

@@ -5,10 +5,10 @@
 //! [`crate::rollback`], and read the same for every cloud. The provider's own word is kept in a
 //! `raw_status` field for messages and JSON output.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which snapshot backend a disk lives on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProviderKind {
     /// qcow2 image files on this host, through `qemu-img`.
@@ -37,7 +37,7 @@ impl std::fmt::Display for ProviderKind {
 }
 
 /// State of a disk as far as snapshots and rollbacks care.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DiskStatus {
     /// Not attached and not busy.
@@ -53,7 +53,7 @@ pub enum DiskStatus {
 }
 
 /// A disk: a qcow2 file, a Cinder volume or an ECS disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disk {
     /// File path, volume ID or disk ID.
     pub id: String,
@@ -70,7 +70,7 @@ pub struct Disk {
 }
 
 /// State of a snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SnapshotStatus {
     /// Complete and usable for a rollback.
@@ -84,7 +84,7 @@ pub enum SnapshotStatus {
 }
 
 /// A snapshot of one disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Provider ID: the qcow2 snapshot ID, a Cinder snapshot UUID or an ECS snapshot ID.
     pub id: String,
@@ -112,7 +112,7 @@ impl Snapshot {
 }
 
 /// State of an instance (server, VM).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InstanceStatus {
     /// Running.
@@ -126,7 +126,7 @@ pub enum InstanceStatus {
 }
 
 /// An instance a disk is attached to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
     /// Server or instance ID.
     pub id: String,
@@ -139,7 +139,7 @@ pub struct Instance {
 }
 
 /// Labels attached to a snapshot where the provider supports them (Cinder metadata, ECS tags).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotTags {
     /// Key/value pairs, such as `caasctl:cluster = prod`.
     pub pairs: Vec<(String, String)>,

@@ -8,7 +8,7 @@
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::CloudError;
 use crate::model::{CreateRequest, Disk, Instance, ProviderKind, Snapshot, SnapshotStatus};
@@ -18,7 +18,7 @@ use crate::wait::PollState;
 pub type CloudResult<T> = Result<T, CloudError>;
 
 /// How the state of a disk was kept before a rollback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SafetyCopyKind {
     /// A snapshot of the disk itself.
@@ -29,7 +29,7 @@ pub enum SafetyCopyKind {
 }
 
 /// A copy of a disk's state taken right before a rollback, so that the rollback can be undone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SafetyCopy {
     /// Snapshot or clone.
     pub kind: SafetyCopyKind,

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use caasctl_core::{timefmt, Message, Progress};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::error::CloudError;
@@ -39,7 +39,7 @@ pub struct RollbackRequest {
 }
 
 /// One step of a rollback.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Step {
     /// Stop the instance and wait until it is stopped.
@@ -93,22 +93,25 @@ impl Step {
 }
 
 /// A checked rollback, ready to print or apply.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollbackPlan {
     /// Provider name.
-    pub provider: &'static str,
+    pub provider: String,
     /// The disk as found.
     pub disk: Disk,
     /// The snapshot to roll back to.
     pub snapshot: Snapshot,
     /// The instance the disk is attached to, when known.
     pub instance: Option<Instance>,
-    /// Preconditions that held, as catalogue keys (`cloud.check.*`).
+    /// Preconditions that held, as catalogue keys (`cloud.check.*`); empty in a plan read back
+    /// from a journal.
+    #[serde(skip_deserializing)]
     pub checks: Vec<&'static str>,
     /// Steps in order.
     pub steps: Vec<Step>,
-    #[serde(skip)]
-    tags: SnapshotTags,
+    /// Labels for the safety snapshot.
+    #[serde(default)]
+    pub tags: SnapshotTags,
 }
 
 /// The result of an applied rollback.
@@ -191,7 +194,7 @@ pub async fn plan(provider: &dyn SnapshotProvider, request: &RollbackRequest) ->
         if must_stop {
             steps.push(Step::StartInstance { instance: instance_id.unwrap_or_default() });
         }
-        Ok(RollbackPlan { provider: provider.kind().name(), disk, snapshot, instance, checks, steps, tags: request.tags.clone() })
+        Ok(RollbackPlan { provider: provider.kind().name().to_owned(), disk, snapshot, instance, checks, steps, tags: request.tags.clone() })
     }
     .instrument(span)
     .await
@@ -251,7 +254,7 @@ pub async fn apply(provider: &dyn SnapshotProvider, plan: RollbackPlan, wait: Wa
 }
 
 /// Runs one step and returns the safety copy when the step made one.
-async fn run_step(provider: &dyn SnapshotProvider, plan: &RollbackPlan, step: &Step, wait: WaitOptions, progress: &dyn Progress) -> CloudResult<Option<SafetyCopy>> {
+pub(crate) async fn run_step(provider: &dyn SnapshotProvider, plan: &RollbackPlan, step: &Step, wait: WaitOptions, progress: &dyn Progress) -> CloudResult<Option<SafetyCopy>> {
     let disk_id = plan.disk.id.as_str();
     match step {
         Step::StopInstance { instance } => {
@@ -308,7 +311,7 @@ fn safety_name(time: &str, existing: &[Snapshot]) -> String {
     (2..).map(|n| format!("{base}-{n}")).find(|name| !taken(name)).unwrap_or(base)
 }
 
-async fn wait_instance(provider: &dyn SnapshotProvider, instance: &str, target: InstanceStatus, wait: WaitOptions, progress: &dyn Progress) -> CloudResult<()> {
+pub(crate) async fn wait_instance(provider: &dyn SnapshotProvider, instance: &str, target: InstanceStatus, wait: WaitOptions, progress: &dyn Progress) -> CloudResult<()> {
     let what = match target {
         InstanceStatus::Stopped => format!("instance {instance} to stop"),
         _ => format!("instance {instance} to start"),

@@ -2,7 +2,8 @@
 //! client would after `etcdctl snapshot save`; the baseline of `scripts/bench-s3.sh`.
 //!
 //! Usage: `s3-upload ENDPOINT BUCKET KEY FILE`, credentials from AWS_ACCESS_KEY_ID and
-//! AWS_SECRET_ACCESS_KEY. Parts are 8 MiB with two in flight, as caasctl uploads them.
+//! AWS_SECRET_ACCESS_KEY. Part size and parts in flight are caasctl's defaults, or the values of
+//! CAASCTL_S3_PART_MIB and CAASCTL_S3_UPLOAD_CONCURRENCY, so that both sides upload alike.
 
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
@@ -25,7 +26,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_client_options(ClientOptions::new().with_allow_http(true))
         .build()?;
     let upload = store.put_multipart(&Path::from(key.as_str())).await?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+    let (part_size, concurrency) = caasctl_etcd::s3::upload_tuning();
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
     let mut input = tokio::fs::File::open(file).await?;
     let mut buffer = vec![0u8; 1 << 20];
     loop {
@@ -33,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if n == 0 {
             break;
         }
-        writer.wait_for_capacity(2).await?;
+        writer.wait_for_capacity(concurrency).await?;
         writer.write(&buffer[..n]);
     }
     writer.finish().await?;

@@ -12,7 +12,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::client::{MemberClient, Timeouts};
 use crate::blob::{parse_recipients, BlobSink, KeyError, StoredDigest, StoredWriter, AGE_SCHEME, AGE_SUFFIX};
-use crate::config_archive::archive_bytes;
+use crate::config_archive::{archive_bytes, FetchedArchive};
 use crate::endpoints::ClusterAccess;
 use crate::error::EtcdError;
 use crate::health::{check_all, members, EndpointHealth};
@@ -146,6 +146,15 @@ pub fn snapshot_order(checked: Vec<(EndpointHealth, Option<MemberClient>)>) -> (
 /// [`BackupError`]; the working directory of a failed backup is removed, so nothing incomplete
 /// is left behind, except after a crash, when `backups list` shows it as incomplete.
 pub async fn run_backup(request: &BackupRequest, progress: &dyn Progress) -> Result<BackupOutcome, BackupError> {
+    run_backup_with_archives(request, &[], progress).await
+}
+
+/// Runs a backup that also stores `fetched`, the configuration archives built on the members'
+/// own hosts, beside the directories of `request.config`.
+///
+/// # Errors
+/// As [`run_backup`].
+pub async fn run_backup_with_archives(request: &BackupRequest, fetched: &[FetchedArchive], progress: &dyn Progress) -> Result<BackupOutcome, BackupError> {
     let span = info_span!("etcd.backup", repo = %request.repo);
     async move {
         let started = timefmt::now();
@@ -166,7 +175,7 @@ pub async fn run_backup(request: &BackupRequest, progress: &dyn Progress) -> Res
         let work = repo.begin(&format!("etcd-{}", timefmt::compact(started))).await?;
         let id = work.id.clone();
         info!(id = %id, "backup started");
-        let result = write_backup(request, &recipients, &work, &candidates, progress).await;
+        let result = write_backup(request, fetched, &recipients, &work, &candidates, progress).await;
         let (snapshot, source, revision, key_count, failed_attempts, config_archives) = match result {
             Ok(parts) => parts,
             Err(error) => {
@@ -198,6 +207,7 @@ pub async fn run_backup(request: &BackupRequest, progress: &dyn Progress) -> Res
             config_archives,
             encryption: (!request.recipients.is_empty())
                 .then(|| serde_json::json!({ "scheme": AGE_SCHEME, "recipients": request.recipients })),
+            v2: None,
         };
         let path = work.commit(&manifest).await?;
         info!(id = %id, bytes = manifest.snapshot.size, revision, key_count, "backup finished");
@@ -211,6 +221,7 @@ type BackupParts = (SnapshotFile, SourceMember, i64, i64, Vec<FailedAttempt>, Ve
 
 async fn write_backup(
     request: &BackupRequest,
+    fetched: &[FetchedArchive],
     recipients: &[age::x25519::Recipient],
     work: &Work,
     candidates: &[(EndpointHealth, MemberClient)],
@@ -254,23 +265,12 @@ async fn write_backup(
     for config in &request.config {
         let file = format!("config/{}.tar.gz{suffix}", sanitize(&config.member));
         let (bytes, sha256) = archive_bytes(&config.dir).map_err(|source| BackupError::Config { dir: config.dir.clone(), source })?;
-        let sink = work.sink(&file).await?;
-        // An upload sink blocks on the runtime, so the bytes are written from a plain thread.
-        let written = std::thread::scope(|scope| scope.spawn(|| write_stored(sink, recipients, &bytes)).join());
-        let stored = written
-            .unwrap_or_else(|_| Err(std::io::Error::other("archive writer thread panicked")))
-            .map_err(|source| RepoError::Io { action: "write", path: PathBuf::from(work.describe(&file)), source })?;
-        work.publish(&file)?;
-        let encrypted = !recipients.is_empty();
-        archives.push(ConfigArchive {
-            member: config.member.clone(),
-            source: config.dir.display().to_string(),
-            file,
-            size: bytes.len() as u64,
-            sha256,
-            ciphertext_size: encrypted.then_some(stored.size),
-            ciphertext_sha256: encrypted.then_some(stored.sha256),
-        });
+        archives.push(store_archive(work, recipients, &config.member, &config.dir.display().to_string(), &file, &bytes, sha256).await?);
+    }
+    for archive in fetched {
+        let file = format!("config/{}.tar.gz{suffix}", sanitize(&archive.file_stem));
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&archive.bytes));
+        archives.push(store_archive(work, recipients, &archive.member, &archive.source, &file, &archive.bytes, sha256).await?);
     }
     info!(id = %work.id, archives = archives.len(), "snapshot and configuration stored");
 
@@ -285,6 +285,35 @@ async fn write_backup(
     };
     let source = SourceMember { name: String::new(), id: health.member_id.clone().unwrap_or_default(), endpoint: health.endpoint.clone() };
     Ok((snapshot, source, revision, key_count, failed_attempts, archives))
+}
+
+/// Stores one configuration archive as `file` of the backup and returns its manifest entry.
+async fn store_archive(
+    work: &Work,
+    recipients: &[age::x25519::Recipient],
+    member: &str,
+    source: &str,
+    file: &str,
+    bytes: &[u8],
+    sha256: String,
+) -> Result<ConfigArchive, BackupError> {
+    let sink = work.sink(file).await?;
+    // An upload sink blocks on the runtime, so the bytes are written from a plain thread.
+    let written = std::thread::scope(|scope| scope.spawn(|| write_stored(sink, recipients, bytes)).join());
+    let stored = written
+        .unwrap_or_else(|_| Err(std::io::Error::other("archive writer thread panicked")))
+        .map_err(|source| RepoError::Io { action: "write", path: PathBuf::from(work.describe(file)), source })?;
+    work.publish(file)?;
+    let encrypted = !recipients.is_empty();
+    Ok(ConfigArchive {
+        member: member.to_owned(),
+        source: source.to_owned(),
+        file: file.to_owned(),
+        size: bytes.len() as u64,
+        sha256,
+        ciphertext_size: encrypted.then_some(stored.size),
+        ciphertext_sha256: encrypted.then_some(stored.sha256),
+    })
 }
 
 /// Writes `bytes` through optional encryption into `sink` and commits it.

@@ -229,7 +229,7 @@ impl Write for StoredWriter {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// A recipient is not an age X25519 public key.
-    #[error("invalid age recipient {value}")]
+    #[error("invalid age recipient {}", redact_secret(value))]
     BadRecipient {
         /// The value given.
         value: String,
@@ -249,20 +249,38 @@ pub enum KeyError {
         /// The file.
         path: PathBuf,
     },
+    /// No identity of the file matches a recipient of the backup.
+    #[error("no identity in {} opens backup {id}", path.display())]
+    WrongIdentity {
+        /// The identity file.
+        path: PathBuf,
+        /// Backup ID.
+        id: String,
+    },
 }
 
 impl caasctl_core::Localize for KeyError {
     fn message(&self) -> caasctl_core::Message {
         use caasctl_core::Message;
         match self {
-            KeyError::BadRecipient { value } => Message::new("crypt.error.bad_recipient").arg("value", value),
+            KeyError::BadRecipient { value } => Message::new("crypt.error.bad_recipient").arg("value", redact_secret(value)),
             KeyError::Read { path, source } => Message::new("crypt.error.read").arg("path", path.display()).arg("reason", source),
             KeyError::NoIdentity { path } => Message::new("crypt.error.no_identity").arg("path", path.display()),
+            KeyError::WrongIdentity { path, id } => Message::new("crypt.error.wrong_identity").arg("path", path.display()).arg("id", id),
         }
     }
 
     fn hint(&self) -> Option<caasctl_core::Message> {
         Some(caasctl_core::Message::new("crypt.hint.keys"))
+    }
+}
+
+/// Hides a secret key pasted where a public key belongs, keeping only its type for the message.
+fn redact_secret(value: &str) -> String {
+    if value.trim_start().to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+        "AGE-SECRET-KEY-… (a secret key, not shown)".to_owned()
+    } else {
+        value.to_owned()
     }
 }
 
@@ -376,5 +394,8 @@ mod tests {
         let key = age::x25519::Identity::generate().to_public().to_string();
         assert_eq!(parse_recipients(&[key.as_str()]).unwrap().len(), 1);
         assert!(matches!(parse_recipients(&["age1nope"]), Err(KeyError::BadRecipient { .. })));
+        let pasted = parse_recipients(&["AGE-SECRET-KEY-1QQQQQQQQQQ"]).unwrap_err();
+        assert!(!pasted.to_string().contains("1QQQQQQQQQQ"), "{pasted}");
+        assert!(!caasctl_core::Localize::message(&pasted).render(caasctl_core::Lang::En).contains("1QQQQQQQQQQ"));
     }
 }

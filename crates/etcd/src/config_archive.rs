@@ -13,6 +13,21 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use sha2::{Digest, Sha256};
 
+/// A configuration archive built on a member's host (through SSH or a pod's container) and
+/// handed to the backup as bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedArchive {
+    /// Member the archive belongs to, as the manifest records it.
+    pub member: String,
+    /// File name in the backup's `config/` directory, without `.tar.gz`, such as `master-0` or
+    /// `master-0.static-pod`.
+    pub file_stem: String,
+    /// What was archived, such as `ssh:root@10.0.0.1:/etc/etcd`.
+    pub source: String,
+    /// The `.tar.gz` bytes.
+    pub bytes: Vec<u8>,
+}
+
 /// A writer that hashes what passes through it.
 struct HashingWriter<W> {
     inner: W,

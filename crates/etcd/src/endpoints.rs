@@ -80,27 +80,7 @@ impl ClusterAccess {
     pub fn from_static_pod(path: &Path) -> Result<ClusterAccess, EtcdError> {
         let text = read(path)?;
         let invalid = |reason: String| EtcdError::StaticPod { path: path.to_owned(), reason };
-        let pod: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        let containers = pod
-            .get("spec")
-            .and_then(|s| s.get("containers"))
-            .and_then(|c| c.as_sequence())
-            .ok_or_else(|| invalid("no spec.containers".to_owned()))?;
-        let etcd = containers
-            .iter()
-            .find(|c| c.get("name").and_then(|n| n.as_str()) == Some("etcd"))
-            .or_else(|| (containers.len() == 1).then(|| &containers[0]))
-            .ok_or_else(|| invalid("no container named etcd".to_owned()))?;
-
-        let mut words = Vec::new();
-        for field in ["command", "args"] {
-            if let Some(items) = etcd.get(field).and_then(|v| v.as_sequence()) {
-                for item in items.iter().filter_map(|i| i.as_str()) {
-                    words.extend(item.split_whitespace().map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_owned()));
-                }
-            }
-        }
-        let flags = parse_flags(&words);
+        let flags = static_pod_etcd_flags(&text).map_err(invalid)?;
         let urls = flags
             .get("advertise-client-urls")
             .ok_or_else(|| invalid("the etcd container passes no --advertise-client-urls; if it reads /etc/etcd/etcd.conf, use --etcd-conf".to_owned()))?;
@@ -113,6 +93,38 @@ impl ClusterAccess {
             },
         })
     }
+}
+
+/// Returns the etcd container's flags of a static pod manifest, as `name` (without `--`) to value.
+///
+/// Arguments are looked for in `command` and `args`, both as separate list items and inside
+/// shell scripts (`sh -c "exec etcd --cert-file=..."`), as `--flag=value` or `--flag value`.
+///
+/// # Errors
+/// The text is not YAML or has no container named `etcd` (a pod with one container is taken as
+/// etcd's); the message names the problem.
+pub fn static_pod_etcd_flags(text: &str) -> Result<HashMap<String, String>, String> {
+    let pod: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let containers = pod
+        .get("spec")
+        .and_then(|s| s.get("containers"))
+        .and_then(|c| c.as_sequence())
+        .ok_or_else(|| "no spec.containers".to_owned())?;
+    let etcd = containers
+        .iter()
+        .find(|c| c.get("name").and_then(|n| n.as_str()) == Some("etcd"))
+        .or_else(|| (containers.len() == 1).then(|| &containers[0]))
+        .ok_or_else(|| "no container named etcd".to_owned())?;
+
+    let mut words = Vec::new();
+    for field in ["command", "args"] {
+        if let Some(items) = etcd.get(field).and_then(|v| v.as_sequence()) {
+            for item in items.iter().filter_map(|i| i.as_str()) {
+                words.extend(item.split_whitespace().map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_owned()));
+            }
+        }
+    }
+    Ok(parse_flags(&words))
 }
 
 fn read(path: &Path) -> Result<String, EtcdError> {

@@ -145,8 +145,43 @@ pub async fn check_endpoint(endpoint: &str, tls: &TlsMaterial, timeouts: Timeout
 }
 
 /// Checks every endpoint concurrently, keeping the given order.
+///
+/// Endpoints must belong to one cluster: a member restored on its own starts a cluster of one.
+/// When cluster IDs differ, members outside the largest group are marked unhealthy. When no group
+/// is largest, every member is, so that neither health nor a backup trusts them.
 pub async fn check_all(endpoints: &[String], tls: &TlsMaterial, timeouts: Timeouts) -> Vec<(EndpointHealth, Option<MemberClient>)> {
-    join_all(endpoints.iter().map(|e| check_endpoint(e, tls, timeouts))).await
+    let mut checked = join_all(endpoints.iter().map(|e| check_endpoint(e, tls, timeouts))).await;
+    mark_foreign_clusters(&mut checked);
+    checked
+}
+
+fn mark_foreign_clusters(checked: &mut [(EndpointHealth, Option<MemberClient>)]) {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for (health, _) in checked.iter() {
+        let Some(id) = health.cluster_id.clone() else { continue };
+        match counts.iter_mut().find(|(known, _)| *known == id) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((id, 1)),
+        }
+    }
+    if counts.len() < 2 {
+        return;
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    let majority = (counts[0].1 > counts[1].1).then(|| counts[0].0.clone());
+    let ids = counts.iter().map(|(id, count)| format!("{id} ({count})")).collect::<Vec<_>>().join(", ");
+    for (health, _) in checked.iter_mut() {
+        let Some(id) = health.cluster_id.clone() else { continue };
+        if majority.as_ref() == Some(&id) {
+            continue;
+        }
+        health.healthy = false;
+        health.error = Some(format!("member of cluster {id}, while the endpoints span clusters {ids}"));
+        health.error_message = Some((
+            Message::new("etcd.health.foreign_cluster").arg("cluster", &id).arg("clusters", &ids),
+            Some(Message::new("etcd.hint.foreign_cluster")),
+        ));
+    }
 }
 
 /// A cluster member as listed by the member API.
@@ -184,4 +219,41 @@ pub async fn members(client: &MemberClient) -> Result<(String, Vec<MemberInfo>),
         })
         .collect();
     Ok((cluster_id, members))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member_of(cluster: &str) -> (EndpointHealth, Option<MemberClient>) {
+        let mut health = EndpointHealth::failed("https://127.0.0.1:2379", &EtcdError::NoEndpoints);
+        health.healthy = true;
+        health.error = None;
+        health.error_message = None;
+        health.cluster_id = Some(cluster.to_owned());
+        (health, None)
+    }
+
+    #[test]
+    fn foreign_clusters_stray_member_marked_unhealthy() {
+        let mut checked = vec![member_of("9bed"), member_of("9bed"), member_of("c9be")];
+        mark_foreign_clusters(&mut checked);
+        let healthy: Vec<bool> = checked.iter().map(|(h, _)| h.healthy).collect();
+        assert_eq!(healthy, [true, true, false]);
+        assert!(checked[2].0.error.as_deref().unwrap().contains("c9be"));
+    }
+
+    #[test]
+    fn foreign_clusters_even_split_trusts_none() {
+        let mut checked = vec![member_of("9bed"), member_of("c9be")];
+        mark_foreign_clusters(&mut checked);
+        assert!(checked.iter().all(|(h, _)| !h.healthy));
+    }
+
+    #[test]
+    fn foreign_clusters_one_cluster_left_alone() {
+        let mut checked = vec![member_of("9bed"), member_of("9bed")];
+        mark_foreign_clusters(&mut checked);
+        assert!(checked.iter().all(|(h, _)| h.healthy));
+    }
 }

@@ -12,6 +12,7 @@ pub mod client;
 pub mod config_archive;
 pub mod endpoints;
 pub mod error;
+pub mod fetch;
 pub mod health;
 pub mod inspect;
 pub mod repo;
@@ -22,5 +23,7 @@ pub mod store;
 pub mod tls;
 pub mod verify;
 pub mod v2;
+pub mod v2_admin;
+pub mod v2_backup;
 
 pub use error::EtcdError;

@@ -30,6 +30,9 @@ pub const INCOMPLETE_PREFIX: &str = ".incomplete-";
 pub const DELETING_PREFIX: &str = ".deleting-";
 /// Name of the last verification result in a backup directory.
 pub const VERIFY_RECORD: &str = "verify.json";
+/// Top-level directory (or S3 prefix) that contains the backups of pod volumes. etcd listing,
+/// verification and prune skip it, because its backups have their own manifest format.
+pub const VOLUMES_AREA: &str = "volumes";
 
 /// A repository error.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,13 @@ pub enum RepoError {
         /// Cause.
         #[source]
         source: std::io::Error,
+    },
+
+    /// A repository opened for reading does not exist.
+    #[error("backup repository {} does not exist", path.display())]
+    Missing {
+        /// The directory given.
+        path: PathBuf,
     },
 
     /// No backup has that ID.
@@ -72,6 +82,7 @@ impl Localize for RepoError {
                 .arg("action", action)
                 .arg("path", path.display())
                 .arg("reason", source),
+            RepoError::Missing { path } => Message::new("repo.error.missing").arg("path", path.display()),
             RepoError::NotFound { id, repo } => Message::new("repo.error.not_found").arg("id", id).arg("repo", repo.display()),
             RepoError::BadManifest { path, reason } => Message::new("repo.error.bad_manifest").arg("path", path.display()).arg("reason", reason),
         }
@@ -80,6 +91,7 @@ impl Localize for RepoError {
     fn hint(&self) -> Option<Message> {
         match self {
             RepoError::NotFound { .. } => Some(Message::new("repo.hint.list")),
+            RepoError::Missing { .. } => Some(Message::new("repo.hint.missing")),
             _ => None,
         }
     }
@@ -189,6 +201,10 @@ pub struct Manifest {
     pub config_archives: Vec<ConfigArchive>,
     /// Encryption of the files; `null` for plain files.
     pub encryption: Option<serde_json::Value>,
+    /// What a v2 backup (kind `etcd-v2-backup`) records beyond the fields above; absent for v3
+    /// snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v2: Option<crate::v2_backup::V2Details>,
 }
 
 impl Manifest {
@@ -263,6 +279,17 @@ impl LocalRepo {
         Ok(LocalRepo { root: root.to_owned() })
     }
 
+    /// Opens the repository at `root` for reading; unlike [`Self::open`] it creates nothing.
+    ///
+    /// # Errors
+    /// [`RepoError::Missing`] when `root` is not a directory.
+    pub fn open_existing(root: &Path) -> Result<LocalRepo, RepoError> {
+        if !root.is_dir() {
+            return Err(RepoError::Missing { path: root.to_owned() });
+        }
+        Ok(LocalRepo { root: root.to_owned() })
+    }
+
     /// Returns the repository directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -290,8 +317,17 @@ impl LocalRepo {
     /// [`RepoError::Io`].
     pub fn commit(&self, work: &Path, manifest: &Manifest) -> Result<PathBuf, RepoError> {
         let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
-        write_file_atomic(&work.join(MANIFEST), &json)?;
-        let target = self.root.join(&manifest.id);
+        self.commit_json(work, &manifest.id, &json)
+    }
+
+    /// Writes `json` as the manifest of the working directory `work` and renames the directory
+    /// to `id`, for backups whose manifest is not an etcd [`Manifest`].
+    ///
+    /// # Errors
+    /// [`RepoError::Io`].
+    pub fn commit_json(&self, work: &Path, id: &str, json: &[u8]) -> Result<PathBuf, RepoError> {
+        write_file_atomic(&work.join(MANIFEST), json)?;
+        let target = self.root.join(id);
         fs::rename(work, &target).map_err(io("rename", work))?;
         sync_dir(&self.root)?;
         Ok(target)
@@ -327,7 +363,7 @@ impl LocalRepo {
                 entries.push(leftover(id, "deleting", "removal was interrupted"));
                 continue;
             }
-            if name.starts_with('.') {
+            if name.starts_with('.') || name == VOLUMES_AREA {
                 continue;
             }
             match read_manifest(&entry.path()) {

@@ -26,11 +26,32 @@ use tokio::runtime::Handle;
 
 use crate::blob::BlobSink;
 
-/// Part size of multipart uploads; with [`UPLOAD_CONCURRENCY`] parts in flight this bounds the
-/// memory an upload holds.
+/// Default part size of multipart uploads in bytes. S3 allows at most 10,000 parts, so 8 MiB
+/// parts cover snapshots of up to about 78 GiB, far above etcd's 8 GiB backend limit.
+/// `scripts/bench-s3.sh` measured no gain from 16 MiB parts with 4 in flight, only more memory.
 pub const PART_SIZE: usize = 8 << 20;
-/// Parts uploaded at the same time.
+/// Default number of parts uploaded at the same time. An upload keeps about
+/// `PART_SIZE * (UPLOAD_CONCURRENCY + 1)` bytes of memory.
 pub const UPLOAD_CONCURRENCY: usize = 2;
+/// Environment variable that overrides [`PART_SIZE`], in MiB (5 to 5120, the S3 limits).
+pub const PART_SIZE_ENV: &str = "CAASCTL_S3_PART_MIB";
+/// Environment variable that overrides [`UPLOAD_CONCURRENCY`] (1 to 64).
+pub const CONCURRENCY_ENV: &str = "CAASCTL_S3_UPLOAD_CONCURRENCY";
+
+/// Returns the part size and the parts in flight: the defaults, or the values of
+/// [`PART_SIZE_ENV`] and [`CONCURRENCY_ENV`]. Values out of range are logged and ignored.
+pub fn upload_tuning() -> (usize, usize) {
+    let read = |name: &str, range: std::ops::RangeInclusive<usize>, default: usize| match env(name).map(|v| v.parse::<usize>()) {
+        None => default,
+        Some(Ok(value)) if range.contains(&value) => value,
+        Some(_) => {
+            tracing::warn!(variable = name, min = *range.start(), max = *range.end(), default, "ignoring an invalid upload setting; using the default");
+            default
+        }
+    };
+    let part_mib = read(PART_SIZE_ENV, 5..=5120, PART_SIZE >> 20);
+    (part_mib << 20, read(CONCURRENCY_ENV, 1..=64, UPLOAD_CONCURRENCY))
+}
 /// Marker object of a backup being removed.
 pub const DELETING_MARKER: &str = "deleting";
 
@@ -260,7 +281,9 @@ impl ObjectRepo {
     pub async fn upload(&self, name: &str) -> Result<Box<dyn BlobSink>, S3Error> {
         let path = self.path(name);
         let upload = self.store.put_multipart(&path).await.map_err(self.error("start the upload of", &path))?;
-        Ok(Box::new(UploadSink { upload: Some(WriteMultipart::new_with_chunk_size(upload, PART_SIZE)), handle: Handle::current(), location: path.to_string() }))
+        let (part_size, concurrency) = upload_tuning();
+        let writer = WriteMultipart::new_with_chunk_size(upload, part_size);
+        Ok(Box::new(UploadSink { upload: Some(writer), concurrency, handle: Handle::current(), location: path.to_string() }))
     }
 
     /// Opens an object for reading from a thread outside the runtime.
@@ -275,9 +298,10 @@ impl ObjectRepo {
 }
 
 /// A multipart upload driven from a plain thread: each write waits until fewer than
-/// [`UPLOAD_CONCURRENCY`] parts are in flight, so memory stays bounded.
+/// `concurrency` parts are in flight, so memory stays bounded.
 struct UploadSink {
     upload: Option<WriteMultipart>,
+    concurrency: usize,
     handle: Handle,
     location: String,
 }
@@ -285,7 +309,7 @@ struct UploadSink {
 impl Write for UploadSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let upload = self.upload.as_mut().ok_or_else(|| io::Error::other("upload already finished"))?;
-        self.handle.block_on(upload.wait_for_capacity(UPLOAD_CONCURRENCY)).map_err(io::Error::other)?;
+        self.handle.block_on(upload.wait_for_capacity(self.concurrency)).map_err(io::Error::other)?;
         // A full part is sent by a task spawned on the runtime, which needs its context here.
         let _runtime = self.handle.enter();
         upload.write(buf);

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use caasctl_core::{Localize, Message, Progress};
 
 use crate::blob::{BlobSink, FileSink, Identities};
-use crate::repo::{part_path, BackupEntry, LocalRepo, Manifest, RepoError, VerifyRecord, MANIFEST, VERIFY_RECORD};
+use crate::repo::{part_path, BackupEntry, LocalRepo, Manifest, RepoError, VerifyRecord, MANIFEST, VERIFY_RECORD, VOLUMES_AREA};
 use crate::s3::{ObjectRepo, S3Error, S3Options, DELETING_MARKER};
 use crate::verify::{verify_stored, VerifyReport};
 
@@ -75,7 +75,19 @@ impl Repository {
         }
     }
 
-    /// Returns true for object storage.
+    /// Opens `location` for reading: like [`Self::open`], but a local directory must exist.
+    ///
+    /// # Errors
+    /// [`StoreError`]; a missing directory is [`RepoError::Missing`].
+    pub fn open_existing(location: &str, s3: &S3Options) -> Result<Repository, StoreError> {
+        if location.starts_with("s3://") {
+            Ok(Repository::S3(ObjectRepo::open(location, s3)?))
+        } else {
+            Ok(Repository::Local(LocalRepo::open_existing(Path::new(location))?))
+        }
+    }
+
+        /// Returns true for object storage.
     pub fn is_remote(&self) -> bool {
         matches!(self, Repository::S3(_))
     }
@@ -136,6 +148,22 @@ impl Repository {
                 // The readers block on the runtime from this thread, so it must not be a worker.
                 Ok(std::thread::scope(|scope| scope.spawn(|| verify_stored(&open, manifest, identities, progress)).join().expect("verify thread panicked")))
             }
+        }
+    }
+
+    /// Opens the stored file `file` (relative to the backup) of a complete backup for reading from
+    /// a thread outside the runtime, because S3 readers block on it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file or object cannot be opened.
+    pub async fn open_stored(&self, entry: &BackupEntry, file: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        match self {
+            Repository::Local(_) => {
+                let path = entry.path.join(file);
+                let opened = std::fs::File::open(&path).map_err(|source| RepoError::Io { action: "open", path, source })?;
+                Ok(Box::new(opened))
+            }
+            Repository::S3(repo) => Ok(repo.reader(&format!("{}/{file}", entry.id)).await?),
         }
     }
 
@@ -203,6 +231,9 @@ async fn list_objects(repo: &ObjectRepo) -> Result<Vec<BackupEntry>, StoreError>
     let mut groups: BTreeMap<String, (bool, bool, SystemTime)> = BTreeMap::new();
     for (name, _, modified) in repo.list_objects().await? {
         let Some((id, rest)) = name.split_once('/') else { continue };
+        if id == VOLUMES_AREA {
+            continue;
+        }
         let group = groups.entry(id.to_owned()).or_insert((false, false, SystemTime::UNIX_EPOCH));
         group.0 |= rest == MANIFEST;
         group.1 |= rest == DELETING_MARKER;
@@ -305,6 +336,22 @@ impl Work {
             (Repository::Local(repo), Some(dir)) => Ok(repo.commit(dir, manifest)?),
             (Repository::S3(repo), _) => {
                 let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
+                repo.put_bytes(&format!("{}/{MANIFEST}", self.id), json).await?;
+                Ok(PathBuf::from(format!("{}/{}", repo.url(), self.id)))
+            }
+            (Repository::Local(_), None) => unreachable!("local work has a directory"),
+        }
+    }
+
+    /// Writes `json` as the manifest last, like [`Work::commit`], for backups whose manifest is
+    /// not an etcd [`Manifest`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn commit_json(self, json: Vec<u8>) -> Result<PathBuf, StoreError> {
+        match (&self.repo, &self.dir) {
+            (Repository::Local(repo), Some(dir)) => Ok(repo.commit_json(dir, &self.id, &json)?),
+            (Repository::S3(repo), _) => {
                 repo.put_bytes(&format!("{}/{MANIFEST}", self.id), json).await?;
                 Ok(PathBuf::from(format!("{}/{}", repo.url(), self.id)))
             }

@@ -30,6 +30,10 @@ pub struct VerifyReport {
     #[serde(skip)]
     /// Localisable form of each problem.
     pub messages: Vec<Message>,
+    /// True when the identities given open none of the backup's recipients: an operator error,
+    /// not a fault of the backup.
+    #[serde(skip)]
+    pub wrong_identity: bool,
 }
 
 impl VerifyReport {
@@ -70,6 +74,7 @@ pub fn verify_stored(open: Opener<'_>, manifest: &Manifest, identities: Option<&
         problems: Vec::new(),
         bytes: 0,
         messages: Vec::new(),
+        wrong_identity: false,
     };
 
     let snapshot = &manifest.snapshot;
@@ -78,6 +83,11 @@ pub fn verify_stored(open: Opener<'_>, manifest: &Manifest, identities: Option<&
     let read = read_file(open, &snapshot.file, encrypted, identities, progress);
     progress.finish();
     match read {
+        // The decryptor reports an identity that matches no recipient as PermissionDenied.
+        Err(error) if encrypted && error.kind() == io::ErrorKind::PermissionDenied => {
+            report.wrong_identity = true;
+            report.fail(Message::new("repo.verify.unreadable").arg("file", &snapshot.file).arg("reason", error));
+        }
         Err(error) => report.fail(Message::new("repo.verify.unreadable").arg("file", &snapshot.file).arg("reason", error)),
         Ok(read) => {
             report.bytes += read.stored.0;
@@ -87,7 +97,9 @@ pub fn verify_stored(open: Opener<'_>, manifest: &Manifest, identities: Option<&
             if let Some(plain) = read.plain {
                 report.compare(&snapshot.file, "size", &snapshot.size.to_string(), &plain.size.to_string());
                 report.compare(&snapshot.file, "sha256", &snapshot.sha256, &plain.file_sha256);
-                if !plain.appended_hash_matches() {
+                // A v2 backup's file is a tar.gz archive, which carries no appended hash.
+                let has_trailer = manifest.kind != crate::v2_backup::V2_BACKUP_KIND;
+                if has_trailer && !plain.appended_hash_matches() {
                     report.fail(Message::new("repo.verify.appended").arg("file", &snapshot.file));
                 }
             }
@@ -160,9 +172,10 @@ fn hash_all(mut reader: impl Read) -> io::Result<SnapshotDigest> {
     }
 }
 
-struct ProgressReader<'a> {
-    inner: Box<dyn Read + Send>,
-    progress: &'a dyn Progress,
+/// A reader that reports every byte it passes on to a progress display.
+pub(crate) struct ProgressReader<'a> {
+    pub(crate) inner: Box<dyn Read + Send>,
+    pub(crate) progress: &'a dyn Progress,
 }
 
 impl Read for ProgressReader<'_> {

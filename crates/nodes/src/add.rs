@@ -15,7 +15,7 @@ use crate::error::NodeError;
 use crate::rules::{is_variable_name, Violation};
 
 /// What kind of host is added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeType {
     /// A compute or infra node.
@@ -74,7 +74,7 @@ pub struct AddRequest {
 }
 
 /// One host line written before the playbook and moved after it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostLine {
     /// Host name.
     pub host: String,
@@ -87,7 +87,7 @@ pub struct HostLine {
 }
 
 /// The scale-up, ready to apply.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AddPlan {
     /// Kind of host.
     pub node_type: NodeType,

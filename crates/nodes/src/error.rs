@@ -15,7 +15,7 @@ pub enum NodeError {
     Inventory(#[from] InventoryError),
 
     /// The request breaks openshift-ansible's rules; every violation is listed.
-    #[error("the scale-up breaks {} rule(s) of openshift-ansible", violations.len())]
+    #[error("the request breaks {} rule(s) of openshift-ansible or caasctl", violations.len())]
     Rules {
         /// Every violation found.
         violations: Vec<Violation>,
@@ -71,6 +71,43 @@ pub enum NodeError {
         source: kube::Error,
     },
 
+    /// Pods on the node would lose data or never come back, and `--force` was not given.
+    #[error("{} pod(s) on node {node} have no controller or use emptyDir data: {}", pods.len(), pods.join(", "))]
+    NeedsForce {
+        /// The node.
+        node: String,
+        /// The pods, as `namespace/name`.
+        pods: Vec<String>,
+    },
+
+    /// The node to remove is not in the cluster and `--unreachable` was not given.
+    #[error("node {node} not found in the cluster")]
+    NodeNotFound {
+        /// The node.
+        node: String,
+    },
+
+    /// Evictions stayed blocked until the timeout.
+    #[error("timed out evicting {}", pods.join(", "))]
+    EvictionTimeout {
+        /// Pods still on the node, each with the budgets that blocked it.
+        pods: Vec<String>,
+    },
+
+    /// Evicted pods were not deleted before the timeout.
+    #[error("timed out waiting for evicted pods to be deleted: {}", pods.join(", "))]
+    DeletionTimeout {
+        /// Pods still present, as `namespace/name`.
+        pods: Vec<String>,
+    },
+
+    /// Controllers did not run their pods Ready on other nodes before the timeout.
+    #[error("timed out waiting for replacement pods to be Ready on other nodes: {}", controllers.join(", "))]
+    ReplacementTimeout {
+        /// Controllers with their Ready and expected pod counts.
+        controllers: Vec<String>,
+    },
+
     /// New nodes did not become Ready in time.
     #[error("nodes not Ready after {seconds} s: {}", nodes.join(", "))]
     NotReady {
@@ -95,6 +132,11 @@ impl Localize for NodeError {
             NodeError::KubeConfig { path, reason } => Message::new("node.error.kubeconfig").arg("path", path.display()).arg("reason", reason),
             NodeError::Kube { action, source } => Message::new("node.error.kube").arg("action", action).arg("reason", source),
             NodeError::NotReady { nodes, seconds } => Message::new("node.error.not_ready").arg("nodes", nodes.join(", ")).arg("seconds", seconds),
+            NodeError::NeedsForce { node, pods } => Message::new("node.error.needs_force").arg("node", node).arg("count", pods.len()).arg("pods", pods.join(", ")),
+            NodeError::NodeNotFound { node } => Message::new("node.error.node_not_found").arg("node", node),
+            NodeError::EvictionTimeout { pods } => Message::new("node.error.eviction_timeout").arg("pods", pods.join(", ")),
+            NodeError::DeletionTimeout { pods } => Message::new("node.error.deletion_timeout").arg("pods", pods.join(", ")),
+            NodeError::ReplacementTimeout { controllers } => Message::new("node.error.replacement_timeout").arg("controllers", controllers.join(", ")),
         }
     }
 
@@ -105,6 +147,11 @@ impl Localize for NodeError {
             NodeError::PlaybookSpawn { .. } => Some(Message::new("node.hint.install_ansible")),
             NodeError::PlaybookFailed { .. } => Some(Message::new("node.hint.playbook_failed")),
             NodeError::NotReady { .. } => Some(Message::new("node.hint.not_ready")),
+            NodeError::NeedsForce { .. } => Some(Message::new("node.hint.needs_force")),
+            NodeError::NodeNotFound { .. } => Some(Message::new("node.hint.node_not_found")),
+            NodeError::EvictionTimeout { .. } => Some(Message::new("node.hint.eviction_timeout")),
+            NodeError::DeletionTimeout { .. } => Some(Message::new("node.hint.deletion_timeout")),
+            NodeError::ReplacementTimeout { .. } => Some(Message::new("node.hint.replacement_timeout")),
             _ => None,
         }
     }

@@ -63,6 +63,27 @@ pub enum Violation {
         /// What is wrong.
         reason: String,
     },
+    /// The host to remove is in no group of the inventory.
+    HostNotInInventory {
+        /// The host.
+        host: String,
+    },
+    /// The host to remove is a master or an etcd member, which `node remove` does not handle.
+    ControlPlaneHost {
+        /// The host.
+        host: String,
+        /// The control plane group it is in.
+        group: String,
+    },
+    /// The host to remove comes from a range or a line naming several hosts.
+    HostFromRange {
+        /// The host.
+        host: String,
+        /// The group of the section.
+        group: String,
+        /// Line number, from 1.
+        line: usize,
+    },
 }
 
 impl Localize for Violation {
@@ -79,6 +100,11 @@ impl Localize for Violation {
             Violation::PlaybookMissing { path } => Message::new("node.rule.playbook_missing").arg("path", path),
             Violation::InvalidVar { text } => Message::new("node.rule.invalid_var").arg("text", text),
             Violation::InvalidHost { text, reason } => Message::new("node.rule.invalid_host").arg("text", text).arg("reason", reason),
+            Violation::HostNotInInventory { host } => Message::new("node.rule.host_not_in_inventory").arg("host", host),
+            Violation::ControlPlaneHost { host, group } => Message::new("node.rule.control_plane_host").arg("host", host).arg("group", group),
+            Violation::HostFromRange { host, group, line } => {
+                Message::new("node.rule.host_from_range").arg("host", host).arg("group", group).arg("line", line)
+            }
         }
     }
 }

@@ -117,6 +117,7 @@ pub fn run_host_step(step: &Step) -> Result<Option<String>, RestoreError> {
             executor.run_checked(&start_script(service)).map_err(wrap)?;
             Ok(None)
         }
+        Action::V2 { v2 } => crate::v2::steps::run(step, v2),
         Action::WaitHealthy { .. } | Action::FixPeerUrls { .. } | Action::CheckMembers { .. } | Action::CheckData { .. } => {
             unreachable!("cluster checks run in crate::verify")
         }
@@ -124,7 +125,7 @@ pub fn run_host_step(step: &Step) -> Result<Option<String>, RestoreError> {
 }
 
 /// Returns the stop script; for a static pod, a manifest already moved out counts as stopped.
-fn stop_script(service: &Service) -> String {
+pub(crate) fn stop_script(service: &Service) -> String {
     match service {
         Service::StaticPod { manifest, stopped_dir } => {
             let stopped = stopped_path(manifest, stopped_dir);
@@ -140,7 +141,7 @@ fn stop_script(service: &Service) -> String {
 }
 
 /// Returns the start script; for a static pod, a manifest already back counts as started.
-fn start_script(service: &Service) -> String {
+pub(crate) fn start_script(service: &Service) -> String {
     match service {
         Service::StaticPod { manifest, stopped_dir } => {
             let stopped = stopped_path(manifest, stopped_dir);
@@ -156,7 +157,7 @@ fn start_script(service: &Service) -> String {
 }
 
 /// Waits until nothing accepts connections on the URL's host and port.
-fn wait_port_closed(url: &str, timeout: Duration) -> Result<(), String> {
+pub(crate) fn wait_port_closed(url: &str, timeout: Duration) -> Result<(), String> {
     let address = authority(url).to_owned();
     let deadline = Instant::now() + timeout;
     loop {

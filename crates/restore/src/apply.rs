@@ -69,6 +69,7 @@ async fn run_step(step: &Step, plan: &Plan, journal: &Journal, observer: &Observ
         Action::WaitHealthy { .. } | Action::FixPeerUrls { .. } | Action::CheckMembers { .. } | Action::CheckData { .. } => {
             crate::verify::run_check(step, &plan.tls).instrument(info_span!("restore.step", step = %step.id)).await
         }
+        Action::V2 { v2 } if v2.is_cluster_step() => crate::v2::checks::run(v2, &plan.tls).instrument(info_span!("restore.step", step = %step.id)).await,
         _ => {
             let owned = step.clone();
             tokio::task::spawn_blocking(move || {

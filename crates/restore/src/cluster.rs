@@ -62,7 +62,9 @@ pub enum Service {
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberSpec {
-    /// Member name (`ETCD_NAME`).
+    /// Member name (`ETCD_NAME`); default `ETCD_NAME` of the member's etcd.conf archived in the
+    /// backup, found by host name.
+    #[serde(default)]
     pub name: String,
     /// `local`, or an SSH destination such as `root@10.0.0.1` or a `Host` alias.
     #[serde(default = "local_host")]
@@ -105,7 +107,44 @@ pub struct MemberSpec {
     pub owner: Option<String>,
     /// How etcd runs.
     pub service: Service,
+    /// Configuration directory that `etcd backup --cluster` archives; default `/etc/etcd`.
+    #[serde(default)]
+    pub config_dir: Option<String>,
+    /// Where the member's commands run: `local`, `ssh` or `pod`; default `local` when `host` is
+    /// `local`, else `ssh`.
+    #[serde(default)]
+    pub executor: Option<ExecutorKind>,
+    /// With `executor = "pod"`: the pod's namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// With `executor = "pod"`: the pod's name.
+    #[serde(default)]
+    pub pod: Option<String>,
+    /// With `executor = "pod"`: the container; the pod's default container when unset.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// With `executor = "pod"`: the CLI that runs `exec`; `oc`, then `kubectl`, on `PATH`.
+    #[serde(default)]
+    pub kubectl: Option<String>,
+    /// With `executor = "pod"`: the kubeconfig file for that CLI.
+    #[serde(default)]
+    pub kubeconfig: Option<String>,
 }
+
+/// Executor named in the cluster file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecutorKind {
+    /// This host.
+    Local,
+    /// `host` over SSH.
+    Ssh,
+    /// A pod's container through `oc exec` or `kubectl exec`.
+    Pod,
+}
+
+/// Default configuration directory of a member.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/etcd";
 
 fn local_host() -> String {
     "local".to_owned()
@@ -126,6 +165,9 @@ impl MemberSpec {
     /// as [`caasctl_etcd::endpoints::parse_etcd_conf`] returns them).
     pub fn fill_from_etcd_conf(&mut self, conf: &HashMap<String, String>) {
         let first = |key: &str| conf.get(key).and_then(|v| v.split(',').map(str::trim).find(|u| !u.is_empty())).map(str::to_owned);
+        if self.name.is_empty() {
+            self.name = first("ETCD_NAME").unwrap_or_default();
+        }
         if self.peer_url.is_empty() {
             self.peer_url = first("ETCD_INITIAL_ADVERTISE_PEER_URLS").unwrap_or_default();
         }
@@ -143,6 +185,59 @@ impl MemberSpec {
     /// Returns the host name without the SSH user, which is how backups name config archives.
     pub fn host_name(&self) -> &str {
         self.host.rsplit('@').next().unwrap_or(&self.host)
+    }
+
+    /// Returns where the member's commands run. A pod executor whose namespace or pod is
+    /// missing, which [`MemberSpec::check_executor`] rejects, gets empty names here.
+    pub fn executor_host(&self) -> crate::plan::Host {
+        match self.executor {
+            Some(ExecutorKind::Pod) => crate::plan::Host::Pod(crate::pod::PodTarget {
+                namespace: self.namespace.clone().unwrap_or_default(),
+                pod: self.pod.clone().unwrap_or_default(),
+                container: self.container.clone(),
+                program: self.kubectl.clone(),
+                kubeconfig: self.kubeconfig.clone(),
+            }),
+            Some(ExecutorKind::Local) => crate::plan::Host::Local,
+            Some(ExecutorKind::Ssh) | None => self.ssh_target().map(crate::plan::Host::Ssh).unwrap_or(crate::plan::Host::Local),
+        }
+    }
+
+    /// Checks that the executor's settings fit together.
+    ///
+    /// # Errors
+    /// A message naming the missing or conflicting field.
+    pub fn check_executor(&self) -> Result<(), String> {
+        let label = self.archive_key();
+        let pod_fields = self.namespace.is_some() || self.pod.is_some() || self.container.is_some() || self.kubectl.is_some() || self.kubeconfig.is_some();
+        match self.executor {
+            Some(ExecutorKind::Pod) => {
+                for (field, value) in [("namespace", &self.namespace), ("pod", &self.pod)] {
+                    if value.as_deref().is_none_or(str::is_empty) {
+                        return Err(format!("member {label}: executor = \"pod\" needs {field}"));
+                    }
+                }
+                Ok(())
+            }
+            Some(ExecutorKind::Ssh) if self.host == "local" => Err(format!("member {label}: executor = \"ssh\" needs host set to an SSH destination")),
+            _ if pod_fields => Err(format!("member {label}: namespace, pod, container, kubectl and kubeconfig need executor = \"pod\"")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Returns the name a backup gives this member's configuration archives: the member name,
+    /// else the host name, which is how [`EtcdSection::fill_from_etcd_confs`] finds them again.
+    pub fn archive_key(&self) -> &str {
+        if self.name.is_empty() {
+            self.host_name()
+        } else {
+            &self.name
+        }
+    }
+
+    /// Returns the configuration directory to archive.
+    pub fn config_dir(&self) -> &str {
+        self.config_dir.as_deref().unwrap_or(DEFAULT_CONFIG_DIR)
     }
 
     /// Returns the peer URL written at restore time.
@@ -206,7 +301,8 @@ impl EtcdSection {
     /// else by host name.
     pub fn fill_from_etcd_confs(&mut self, confs: &HashMap<String, HashMap<String, String>>) {
         for member in &mut self.members {
-            let conf = confs.get(&member.name).or_else(|| confs.get(member.host_name()));
+            let by_name = (!member.name.is_empty()).then(|| confs.get(&member.name)).flatten();
+            let conf = by_name.or_else(|| confs.get(member.host_name()));
             if let Some(conf) = conf {
                 let had_token = member.token.is_some();
                 member.fill_from_etcd_conf(conf);
@@ -236,6 +332,13 @@ impl EtcdSection {
             return Err("[etcd] lists no members".to_owned());
         }
         for (index, member) in self.members.iter().enumerate() {
+            if member.name.is_empty() {
+                return Err(format!(
+                    "member on host {}: name is missing, and no etcd.conf archived for this host in the backup names it",
+                    member.host
+                ));
+            }
+            member.check_executor()?;
             if self.members[..index].iter().any(|m| m.name == member.name) {
                 return Err(format!("member name {} appears twice", member.name));
             }
@@ -329,6 +432,37 @@ service = { kind = "commands", start = "start-etcd", stop = "stop-etcd" }
         assert_eq!(member.client_url, "https://override:2379");
         assert_eq!(member.data_dir, "/var/lib/etcd/");
         assert_eq!(member.token.as_deref(), Some("etcd-cluster-1"));
+    }
+
+    #[test]
+    fn pod_executor_member() {
+        let section = parse(
+            "[etcd]\n[[etcd.members]]\nname='a'\npeer_url='http://a:2380'\nclient_url='http://a:2379'\n\
+             executor='pod'\nnamespace='kube-system'\npod='master-etcd-a'\ncontainer='etcd'\nkubectl='/usr/bin/oc'\n\
+             service={kind='static-pod',manifest='/etc/origin/node/pods/etcd.yaml'}\n",
+        )
+        .unwrap();
+        let host = section.members[0].executor_host();
+        assert_eq!(host.label(), "pod:kube-system/master-etcd-a/etcd");
+        match host {
+            crate::plan::Host::Pod(target) => assert_eq!(target.program.as_deref(), Some("/usr/bin/oc")),
+            other => panic!("expected a pod host, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pod_executor_needs_pod_name() {
+        let error = parse(
+            "[etcd]\n[[etcd.members]]\nname='a'\npeer_url='http://a:2380'\nclient_url='http://a:2379'\nexecutor='pod'\nnamespace='ns'\nservice={kind='systemd',unit='etcd'}\n",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("needs pod"), "{error}");
+    }
+
+    #[test]
+    fn pod_fields_need_pod_executor() {
+        let error = parse("[etcd]\n[[etcd.members]]\nname='a'\npeer_url='http://a:2380'\nclient_url='http://a:2379'\npod='p'\nservice={kind='systemd',unit='etcd'}\n").unwrap_err();
+        assert!(error.to_string().contains("need executor = \"pod\""), "{error}");
     }
 
     #[test]

@@ -149,5 +149,6 @@ pub fn describe(step: &Step) -> StepText {
             },
             undo: m("restore.step.nothing_to_undo"),
         },
+        Action::V2 { v2 } => crate::v2::describe::describe(v2),
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use crate::error::RestoreError;
 use crate::plan::Plan;
+use crate::procedure::{Procedure, ProcedureOperation};
 
 /// One journal line.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -28,6 +29,15 @@ pub enum Record {
         pid: u32,
         /// The plan.
         plan: Plan,
+    },
+    /// A procedure other than a restore was created (see [`crate::procedure`]).
+    Procedure {
+        /// Time, RFC 3339.
+        at: String,
+        /// Process that created it.
+        pid: u32,
+        /// The procedure.
+        procedure: Procedure,
     },
     /// A process resumed the operation.
     Resumed {
@@ -158,13 +168,20 @@ impl Journal {
     /// # Errors
     /// [`RestoreError::Journal`].
     pub fn create(state: &Path, plan: &Plan) -> Result<Journal, RestoreError> {
+        let journal = Journal::create_file(state, &plan.id)?;
+        journal.write(&Record::Plan { at: now(), pid: std::process::id(), plan: plan.clone() })?;
+        Ok(journal)
+    }
+
+    /// Creates the locked, empty journal file of operation `id`.
+    fn create_file(state: &Path, id: &str) -> Result<Journal, RestoreError> {
         let dir = ops_dir(state);
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&dir)
             .map_err(|source| RestoreError::Journal { action: "create", path: dir.clone(), source })?;
-        let path = dir.join(format!("{}.jsonl", plan.id));
+        let path = dir.join(format!("{id}.jsonl"));
         let file = OpenOptions::new()
             .append(true)
             .create_new(true)
@@ -172,9 +189,25 @@ impl Journal {
             .open(&path)
             .map_err(|source| RestoreError::Journal { action: "create", path: path.clone(), source })?;
         try_lock(&file);
-        let journal = Journal { path, file: Mutex::new(file) };
-        journal.write(&Record::Plan { at: now(), pid: std::process::id(), plan: plan.clone() })?;
+        Ok(Journal { path, file: Mutex::new(file) })
+    }
+
+    /// Creates the journal of a new procedure and writes its steps.
+    ///
+    /// # Errors
+    /// [`RestoreError::Journal`].
+    pub fn create_procedure(state: &Path, procedure: &Procedure) -> Result<Journal, RestoreError> {
+        let journal = Journal::create_file(state, &procedure.id)?;
+        journal.write(&Record::Procedure { at: now(), pid: std::process::id(), procedure: procedure.clone() })?;
         Ok(journal)
+    }
+
+    /// Opens an existing procedure journal to resume it.
+    ///
+    /// # Errors
+    /// [`RestoreError::OpRunning`] when another process holds it, [`RestoreError::Journal`].
+    pub fn reopen_procedure(operation: &ProcedureOperation) -> Result<Journal, RestoreError> {
+        Journal::reopen_file(&operation.path, &operation.procedure.id, &operation.records)
     }
 
     /// Opens an existing journal to resume it.
@@ -182,10 +215,14 @@ impl Journal {
     /// # Errors
     /// [`RestoreError::OpRunning`] when another process holds it, [`RestoreError::Journal`].
     pub fn reopen(operation: &Operation) -> Result<Journal, RestoreError> {
-        let path = operation.path.clone();
+        Journal::reopen_file(&operation.path, &operation.plan.id, &operation.records)
+    }
+
+    fn reopen_file(path: &Path, id: &str, records: &[Record]) -> Result<Journal, RestoreError> {
+        let path = path.to_owned();
         let file = OpenOptions::new().append(true).open(&path).map_err(|source| RestoreError::Journal { action: "open", path: path.clone(), source })?;
         if !try_lock(&file) {
-            return Err(RestoreError::OpRunning { id: operation.plan.id.clone(), pid: last_pid(&operation.records) });
+            return Err(RestoreError::OpRunning { id: id.to_owned(), pid: last_pid(records) });
         }
         let journal = Journal { path, file: Mutex::new(file) };
         journal.write(&Record::Resumed { at: now(), pid: std::process::id() })?;
@@ -248,17 +285,56 @@ fn last_pid(records: &[Record]) -> u32 {
         .iter()
         .rev()
         .find_map(|r| match r {
-            Record::Plan { pid, .. } | Record::Resumed { pid, .. } => Some(*pid),
+            Record::Plan { pid, .. } | Record::Procedure { pid, .. } | Record::Resumed { pid, .. } => Some(*pid),
             _ => None,
         })
         .unwrap_or(0)
 }
 
+/// An operation of any kind, as read back from its journal.
+#[derive(Debug, Clone)]
+pub enum AnyOperation {
+    /// An etcd restore.
+    Restore(Operation),
+    /// Another procedure, such as a disk rollback.
+    Procedure(ProcedureOperation),
+}
+
+impl AnyOperation {
+    /// Returns the operation ID.
+    pub fn id(&self) -> &str {
+        match self {
+            AnyOperation::Restore(op) => &op.plan.id,
+            AnyOperation::Procedure(op) => &op.procedure.id,
+        }
+    }
+
+    /// Returns the creation time, RFC 3339.
+    pub fn created_at(&self) -> &str {
+        match self {
+            AnyOperation::Restore(op) => &op.plan.created_at,
+            AnyOperation::Procedure(op) => &op.procedure.created_at,
+        }
+    }
+}
+
 /// Reads an operation from its journal file.
 ///
 /// # Errors
-/// [`RestoreError::Journal`] or [`RestoreError::BadJournal`].
+/// [`RestoreError::Journal`] or [`RestoreError::BadJournal`], which a procedure journal also
+/// returns; [`read_any`] reads both.
 pub fn read(path: &Path) -> Result<Operation, RestoreError> {
+    match read_any(path)? {
+        AnyOperation::Restore(operation) => Ok(operation),
+        AnyOperation::Procedure(_) => Err(RestoreError::BadJournal { path: path.to_owned(), line: 1, reason: "the first line holds no plan".to_owned() }),
+    }
+}
+
+/// Reads an operation of any kind from its journal file.
+///
+/// # Errors
+/// [`RestoreError::Journal`] or [`RestoreError::BadJournal`].
+pub fn read_any(path: &Path) -> Result<AnyOperation, RestoreError> {
     let file = File::open(path).map_err(|source| RestoreError::Journal { action: "read", path: path.to_owned(), source })?;
     let mut records = Vec::new();
     for (index, line) in BufReader::new(&file).lines().enumerate() {
@@ -273,10 +349,6 @@ pub fn read(path: &Path) -> Result<Operation, RestoreError> {
             Err(error) => return Err(RestoreError::BadJournal { path: path.to_owned(), line: index + 1, reason: error.to_string() }),
         }
     }
-    let plan = match records.first() {
-        Some(Record::Plan { plan, .. }) => plan.clone(),
-        _ => return Err(RestoreError::BadJournal { path: path.to_owned(), line: 1, reason: "the first line holds no plan".to_owned() }),
-    };
     let mut finished = Vec::new();
     let mut last_error = None;
     let mut ended = None;
@@ -299,7 +371,14 @@ pub fn read(path: &Path) -> Result<Operation, RestoreError> {
             None => OpStatus::Interrupted,
         }
     };
-    Ok(Operation { plan, path: path.to_owned(), status, finished, last_error, records })
+    let path = path.to_owned();
+    match records.first() {
+        Some(Record::Plan { plan, .. }) => Ok(AnyOperation::Restore(Operation { plan: plan.clone(), path, status, finished, last_error, records })),
+        Some(Record::Procedure { procedure, .. }) => {
+            Ok(AnyOperation::Procedure(ProcedureOperation { procedure: procedure.clone(), path, status, finished, last_error, records }))
+        }
+        _ => Err(RestoreError::BadJournal { path, line: 1, reason: "the first line holds no plan".to_owned() }),
+    }
 }
 
 fn is_last_line(path: &Path, index: usize) -> bool {
@@ -311,6 +390,21 @@ fn is_last_line(path: &Path, index: usize) -> bool {
 /// # Errors
 /// [`RestoreError::Journal`] when the directory cannot be read; unreadable journals are skipped.
 pub fn list(state: &Path) -> Result<Vec<Operation>, RestoreError> {
+    let operations = list_any(state)?;
+    Ok(operations
+        .into_iter()
+        .filter_map(|op| match op {
+            AnyOperation::Restore(operation) => Some(operation),
+            AnyOperation::Procedure(_) => None,
+        })
+        .collect())
+}
+
+/// Reads every operation of any kind in the state directory, oldest first.
+///
+/// # Errors
+/// [`RestoreError::Journal`] when the directory cannot be read; unreadable journals are skipped.
+pub fn list_any(state: &Path) -> Result<Vec<AnyOperation>, RestoreError> {
     let dir = ops_dir(state);
     let entries = match fs::read_dir(&dir) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -320,13 +414,13 @@ pub fn list(state: &Path) -> Result<Vec<Operation>, RestoreError> {
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "jsonl") {
-            match read(&path) {
+            match read_any(&path) {
                 Ok(operation) => operations.push(operation),
                 Err(error) => tracing::warn!(path = %path.display(), error = %error, "skipping unreadable journal"),
             }
         }
     }
-    operations.sort_by(|a, b| a.plan.created_at.cmp(&b.plan.created_at).then(a.plan.id.cmp(&b.plan.id)));
+    operations.sort_by(|a, b| a.created_at().cmp(b.created_at()).then(a.id().cmp(b.id())));
     Ok(operations)
 }
 
@@ -340,6 +434,18 @@ pub fn find(state: &Path, id: &str) -> Result<Operation, RestoreError> {
         return Err(RestoreError::OpNotFound { id: id.to_owned(), dir: ops_dir(state) });
     }
     read(&path)
+}
+
+/// Finds one operation of any kind by ID.
+///
+/// # Errors
+/// [`RestoreError::OpNotFound`], or its journal is unreadable.
+pub fn find_any(state: &Path, id: &str) -> Result<AnyOperation, RestoreError> {
+    let path = ops_dir(state).join(format!("{id}.jsonl"));
+    if id.contains('/') || !path.exists() {
+        return Err(RestoreError::OpNotFound { id: id.to_owned(), dir: ops_dir(state) });
+    }
+    read_any(&path)
 }
 
 #[cfg(test)]

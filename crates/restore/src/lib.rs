@@ -16,12 +16,17 @@ pub mod check;
 pub mod cluster;
 pub mod conf;
 pub mod describe;
+pub mod drill;
 pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod journal;
+pub mod member_config;
 pub mod plan;
+pub mod pod;
+pub mod procedure;
 pub mod ssh;
+pub mod v2;
 pub mod verify;
 
 pub use error::RestoreError;

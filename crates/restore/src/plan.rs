@@ -14,6 +14,7 @@ use crate::cluster::{EtcdSection, MemberSpec, Service, DEFAULT_TOKEN};
 use crate::engine::{Engine, RestoreParams};
 use crate::error::RestoreError;
 use crate::exec::{Executor, LocalExecutor};
+use crate::pod::{PodExecutor, PodTarget};
 use crate::ssh::{SshExecutor, SshTarget};
 
 /// Where a step runs.
@@ -24,6 +25,8 @@ pub enum Host {
     Local,
     /// A host reached with `ssh`.
     Ssh(SshTarget),
+    /// A pod's container reached with `oc exec` or `kubectl exec`.
+    Pod(PodTarget),
 }
 
 impl Host {
@@ -32,6 +35,7 @@ impl Host {
         match self {
             Host::Local => Box::new(LocalExecutor),
             Host::Ssh(target) => Box::new(SshExecutor::new(target.clone())),
+            Host::Pod(target) => Box::new(PodExecutor::new(target.clone())),
         }
     }
 
@@ -165,6 +169,10 @@ pub enum Action {
         min_revision: Option<i64>,
         /// Key count the backup recorded.
         key_count: Option<i64>,
+    },    /// A step of a v2 restore.
+    V2 {
+        /// What it does.
+        v2: crate::v2::V2Action,
     },
 }
 
@@ -273,7 +281,7 @@ impl MemberTarget {
             .iter()
             .map(|m: &MemberSpec| MemberTarget {
                 name: m.name.clone(),
-                host: m.ssh_target().map(Host::Ssh).unwrap_or(Host::Local),
+                host: m.executor_host(),
                 data_dir: m.data_dir.trim_end_matches('/').to_owned(),
                 engine: m.engine.clone(),
                 owner: m.owner.clone(),
@@ -331,7 +339,7 @@ pub fn build(id: String, snapshot: SnapshotSource, tls: ClientTls, members: &[Me
         let parent = parent_dir(&member.data_dir);
         let on_host_snapshot = match member.host {
             Host::Local => snapshot_path.clone(),
-            Host::Ssh(_) => format!("{parent}/.{}-snapshot.db", id),
+            Host::Ssh(_) | Host::Pod(_) => format!("{parent}/.{}-snapshot.db", id),
         };
         if on_host_snapshot != snapshot_path {
             steps.push(step(

@@ -326,23 +326,55 @@ impl Drop for EtcdCluster {
 /// Secret values carry the marker `caasctl-test-secret-` so that tests can check that no log
 /// line ever contains one.
 pub async fn load_k8s_data(client: &mut etcd_client::Client, count: usize, value_size: usize) -> Vec<String> {
-    let kinds = ["pods", "configmaps", "secrets", "services/specs", "deployments"];
+    load_k8s_range(client, 0..count, value_size).await
+}
+
+/// Loads the same keys as [`load_k8s_data`] over `tasks` concurrent streams of transactions, each
+/// writing its own share of the index range, which fills a cluster faster than one stream because
+/// each transaction waits for a disk sync. Returns the keys written, in order.
+pub async fn load_k8s_data_parallel(client: &etcd_client::Client, count: usize, value_size: usize, tasks: usize) -> Vec<String> {
+    let tasks = tasks.max(1);
+    // Shares are whole transactions of 128 puts, etcd's default --max-txn-ops.
+    let share = count.div_ceil(tasks).div_ceil(128) * 128;
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let range = (task * share).min(count)..((task + 1) * share).min(count);
+        let mut client = client.clone();
+        handles.push(tokio::spawn(async move { load_k8s_range(&mut client, range, value_size).await }));
+    }
     let mut keys = Vec::with_capacity(count);
+    for handle in handles {
+        keys.extend(handle.await.expect("loader task"));
+    }
+    keys
+}
+
+/// Returns the key and value of entry `index` of the Kubernetes-shaped test data.
+fn k8s_entry(index: usize, value_size: usize) -> (String, Vec<u8>) {
+    let kinds = ["pods", "configmaps", "secrets", "services/specs", "deployments"];
+    let kind = kinds[index % kinds.len()];
+    let key = format!("/registry/{kind}/ns{}/obj-{index:07}", index % 7);
+    let mut value = if kind == "secrets" {
+        format!("{{\"kind\":\"Secret\",\"data\":{{\"password\":\"caasctl-test-secret-{index}\"}}}}").into_bytes()
+    } else {
+        format!("{{\"kind\":\"{kind}\",\"metadata\":{{\"name\":\"obj-{index}\"}}}}").into_bytes()
+    };
+    while value.len() < value_size {
+        value.push(b'a' + (value.len() % 26) as u8);
+    }
+    (key, value)
+}
+
+/// Writes entries `range` of the test data in transactions of 128 puts.
+async fn load_k8s_range(client: &mut etcd_client::Client, range: std::ops::Range<usize>, value_size: usize) -> Vec<String> {
+    let mut keys = Vec::with_capacity(range.len());
     let mut batch = Vec::new();
-    for i in 0..count {
-        let kind = kinds[i % kinds.len()];
-        let key = format!("/registry/{kind}/ns{}/obj-{i:07}", i % 7);
-        let mut value = if kind == "secrets" {
-            format!("{{\"kind\":\"Secret\",\"data\":{{\"password\":\"caasctl-test-secret-{i}\"}}}}").into_bytes()
-        } else {
-            format!("{{\"kind\":\"{kind}\",\"metadata\":{{\"name\":\"obj-{i}\"}}}}").into_bytes()
-        };
-        while value.len() < value_size {
-            value.push(b'a' + (value.len() % 26) as u8);
-        }
+    let last = range.end;
+    for index in range {
+        let (key, value) = k8s_entry(index, value_size);
         batch.push(etcd_client::TxnOp::put(key.clone(), value, None));
         keys.push(key);
-        if batch.len() == 128 || i + 1 == count {
+        if batch.len() == 128 || index + 1 == last {
             client.txn(etcd_client::Txn::new().and_then(std::mem::take(&mut batch))).await.expect("load test data");
         }
     }

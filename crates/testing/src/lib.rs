@@ -7,6 +7,7 @@
 
 pub mod certs;
 pub mod etcd;
+pub mod exec_standin;
 pub mod fake_ecs;
 pub mod fake_openstack;
 pub mod fault_proxy;

@@ -1,6 +1,7 @@
 //! etcd members run by shell scripts, the way a restore tool sees a host: a start command that
-//! starts etcd from whatever data dir exists (detached, PID in a file) and a stop command that
-//! stops it. Restore tests hand these commands to caasctl as the members' service.
+//! starts etcd from whatever data dir exists (detached, PID in a file), passing its own arguments
+//! on to etcd after the member's flags, and a stop command that stops it. Restore tests hand these
+//! commands to caasctl as the members' service.
 //!
 //! Each member keeps the ports, flags and certificates of the [`EtcdCluster`] it was made from.
 //! Every PID written by a start script is killed when the [`ScriptedMembers`] guard drops.
@@ -61,7 +62,7 @@ impl ScriptedMembers {
                     &start,
                     &format!(
                         "pid_file={pid}\nif [ -f \"$pid_file\" ] && kill -0 \"$(cat \"$pid_file\")\" 2>/dev/null; then exit 0; fi\n\
-                         ETCD_UNSUPPORTED_ARCH= setsid {bin} {args} >> {log} 2>&1 < /dev/null &\necho $! > \"$pid_file\"\n",
+                         ETCD_UNSUPPORTED_ARCH= setsid {bin} {args} \"$@\" >> {log} 2>&1 < /dev/null &\necho $! > \"$pid_file\"\n",
                         pid = quote(&pid_file.display().to_string()),
                         bin = quote(&binary.display().to_string()),
                         args = args.join(" "),

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use caasctl_etcd::backup::{run_backup, BackupError, BackupRequest, ConfigSource};
+use caasctl_etcd::backup::{run_backup_with_archives, BackupError, BackupOutcome, BackupRequest, ConfigSource};
 use caasctl_etcd::snapshot::StreamOptions;
 
 use crate::args::BackupArgs;
@@ -16,7 +16,25 @@ const DEFAULT_CONFIG_DIR: &str = "/etc/etcd";
 
 /// Runs the command.
 pub async fn run(args: &BackupArgs, context: &Context) -> anyhow::Result<Exit> {
-    let access = endpoints::resolve(&args.endpoints)?;
+    if args.v2.api == "2" {
+        return super::etcd_backup_v2::run(args, context).await;
+    }
+    let outcome = take(args, context).await?;
+    print_outcome(&outcome, context);
+    Ok(Exit::Success)
+}
+
+/// Takes the backup and returns it without printing it; `snapshot create --with-etcd-backup`
+/// shares it.
+pub async fn take(args: &BackupArgs, context: &Context) -> anyhow::Result<BackupOutcome> {
+    let fetched = match &args.cluster {
+        Some(file) => super::cluster_backup::fetch_configs(file).await?,
+        None => Vec::new(),
+    };
+    let access = match &args.cluster {
+        Some(file) => super::cluster_backup::access(file, &args.endpoints)?,
+        None => endpoints::resolve(&args.endpoints)?,
+    };
     let (resolved, config) = args.repo.resolve()?;
     let recipients = args.encryption.recipients(&config)?;
     let request = BackupRequest {
@@ -32,7 +50,7 @@ pub async fn run(args: &BackupArgs, context: &Context) -> anyhow::Result<Exit> {
         eprintln!("caasctl: {}", context.tr("s3.warn.unencrypted", &[("repo", &resolved.repo)]));
     }
     let progress = crate::progress::reporter(context);
-    let outcome = match run_backup(&request, progress.as_ref()).await {
+    let outcome = match run_backup_with_archives(&request, &fetched, progress.as_ref()).await {
         Ok(outcome) => outcome,
         Err(BackupError::NoHealthyMember { health }) => {
             if !context.json() {
@@ -42,10 +60,21 @@ pub async fn run(args: &BackupArgs, context: &Context) -> anyhow::Result<Exit> {
         }
         Err(error) => return Err(error.into()),
     };
+    Ok(outcome)
+}
 
+fn print_outcome(outcome: &BackupOutcome, context: &Context) {
+    // A member that was down or of another cluster is named even though the backup succeeded.
+    for health in outcome.health.iter().filter(|h| !h.healthy) {
+        let reason = match &health.error_message {
+            Some((message, _)) => message.render(context.lang),
+            None => health.error.clone().unwrap_or_default(),
+        };
+        eprintln!("caasctl: {}", context.tr("backup.warn_unhealthy", &[("endpoint", &health.endpoint), ("reason", &reason)]));
+    }
     if context.json() {
         print_json(&outcome.manifest);
-        return Ok(Exit::Success);
+        return;
     }
     let m = &outcome.manifest;
     for attempt in &outcome.failed_attempts {
@@ -59,12 +88,12 @@ pub async fn run(args: &BackupArgs, context: &Context) -> anyhow::Result<Exit> {
         context.tr("backup.config", &[("count", &m.config_archives.len())]),
     ];
     print_text(&(lines.join("\n") + "\n"));
-    Ok(Exit::Success)
 }
 
-/// Picks the configuration directories: those given, or `/etc/etcd` when it is readable.
+/// Picks the configuration directories: those given, or `/etc/etcd` when it is readable; none
+/// with `--cluster`, which archives each member's directory on its own host.
 fn config_sources(args: &BackupArgs) -> Vec<ConfigSource> {
-    if args.no_config {
+    if args.no_config || args.cluster.is_some() {
         return Vec::new();
     }
     let member = local_hostname();
@@ -80,7 +109,8 @@ fn config_sources(args: &BackupArgs) -> Vec<ConfigSource> {
         .collect()
 }
 
-fn local_hostname() -> String {
+/// Returns this host's name, `localhost` when it cannot be read.
+pub(crate) fn local_hostname() -> String {
     let mut buffer = [0u8; 256];
     // SAFETY: the buffer is valid for its whole length and gethostname writes at most that much.
     let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };

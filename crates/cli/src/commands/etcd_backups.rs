@@ -13,7 +13,7 @@ use crate::Exit;
 
 /// Lists backups.
 pub async fn list(args: &RepoArgs, context: &Context) -> anyhow::Result<Exit> {
-    let repo = args.resolve()?.0.open()?;
+    let repo = args.resolve()?.0.open_existing()?;
     let entries = repo.list().await?;
     if context.json() {
         print_json(&entries);
@@ -42,7 +42,7 @@ pub async fn list(args: &RepoArgs, context: &Context) -> anyhow::Result<Exit> {
 
 /// Verifies one backup, or every complete one.
 pub async fn verify(args: &VerifyArgs, context: &Context) -> anyhow::Result<Exit> {
-    let repo = args.repo.resolve()?.0.open()?;
+    let repo = args.repo.resolve()?.0.open_existing()?;
     let identities = args.identity.as_deref().map(Identities::read).transpose()?;
     let targets = match &args.id {
         Some(id) => vec![repo.get(id).await?],
@@ -56,6 +56,11 @@ pub async fn verify(args: &VerifyArgs, context: &Context) -> anyhow::Result<Exit
     let mut reports: Vec<VerifyReport> = Vec::new();
     for entry in &targets {
         let report = repo.verify(entry, identities.as_ref(), progress.as_ref()).await?;
+        // A key that opens nothing tells nothing about the backup, so report it and record nothing.
+        if report.wrong_identity {
+            let path = args.identity.clone().unwrap_or_default();
+            return Err(caasctl_etcd::blob::KeyError::WrongIdentity { path, id: report.id.clone() }.into());
+        }
         let record = VerifyRecord { checked_at: timefmt::rfc3339(timefmt::now()), ok: report.ok, scope: report.scope.to_owned(), problems: report.problems.clone() };
         if let Err(error) = repo.record_verification(entry, &record).await {
             tracing::warn!(id = %report.id, error = %error, "failed to record the verification result");

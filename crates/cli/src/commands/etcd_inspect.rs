@@ -8,7 +8,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use caasctl_etcd::inspect::{self, diff, k8s, keys, status, InspectError};
-use caasctl_etcd::repo::{LocalRepo, RepoError};
+use std::sync::Arc;
+
+use caasctl_etcd::blob::Identities;
+use caasctl_etcd::fetch::fetch_backup;
+use caasctl_etcd::repo::RepoError;
+use caasctl_etcd::s3::S3Options;
+use caasctl_etcd::store::Repository;
 use serde_json::{json, Value as Json};
 
 use self::args::{DiffArgs, GetArgs, InspectArgs, InspectCommand, K8sCommand, K8sGetArgs, KeysArgs};
@@ -17,37 +23,78 @@ use crate::output::{human_bytes, print_json, print_text, Table};
 use crate::Exit;
 
 /// Runs the command.
-pub fn run(args: &InspectArgs, context: &Context) -> anyhow::Result<Exit> {
-    let path = resolve(&args.snapshot, &args.repo)?;
+pub async fn run(args: &InspectArgs, context: &Context) -> anyhow::Result<Exit> {
+    let first = resolve(&args.snapshot, args).await?;
+    let path = first.path.clone();
     match &args.command {
         InspectCommand::Status => run_status(&path, context),
         InspectCommand::Keys(keys_args) => run_keys(&path, keys_args, context),
         InspectCommand::Get(get_args) => run_get(&path, get_args, context),
         InspectCommand::K8s(K8sCommand::Get(get_args)) => run_k8s_get(&path, get_args, context),
-        InspectCommand::Diff(diff_args) => run_diff(&path, &resolve(&diff_args.other, &args.repo)?, diff_args, context),
+        InspectCommand::Diff(diff_args) => {
+            let other = resolve(&diff_args.other, args).await?;
+            run_diff(&path, &other.path, diff_args, context)
+        }
+    }
+}
+
+/// A snapshot file to read, with the temporary directory of a fetched copy.
+struct Snapshot {
+    path: PathBuf,
+    /// Directory of a backup fetched from S3 or decrypted; removed when the command ends.
+    fetched: Option<PathBuf>,
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if let Some(dir) = self.fetched.take() {
+            if let Err(error) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %error, "failed to remove the fetched copy of the backup; remove it by hand");
+            }
+        }
     }
 }
 
 /// Finds the snapshot file a command-line value names: a file, a backup directory, an etcd data
-/// directory, or a backup ID (or `latest`) in the repository.
-fn resolve(value: &str, repo: &Path) -> Result<PathBuf, RepoError> {
+/// directory, or a backup ID (or `latest`) in the repository. A backup in S3 or an encrypted one
+/// is fetched (and decrypted) into a private temporary directory and checked first.
+async fn resolve(value: &str, args: &InspectArgs) -> anyhow::Result<Snapshot> {
     let path = Path::new(value);
     if path.is_file() {
-        return Ok(path.to_owned());
+        return Ok(Snapshot { path: path.to_owned(), fetched: None });
     }
     if path.is_dir() {
         for inside in [caasctl_etcd::repo::SNAPSHOT, "member/snap/db", "snap/db"] {
             if path.join(inside).is_file() {
-                return Ok(path.join(inside));
+                return Ok(Snapshot { path: path.join(inside), fetched: None });
             }
         }
     }
-    // Opening the repository creates it, so a missing one is reported before that.
-    if !repo.is_dir() {
-        return Err(RepoError::NotFound { id: value.to_owned(), repo: repo.to_owned() });
+
+    let remote = args.repo.starts_with("s3://");
+    // Opening a local repository creates it, so a missing one is reported before that.
+    if !remote && !Path::new(&args.repo).is_dir() {
+        return Err(RepoError::NotFound { id: value.to_owned(), repo: PathBuf::from(&args.repo) }.into());
     }
-    let (dir, manifest) = LocalRepo::open(repo)?.get(value)?;
-    Ok(dir.join(manifest.snapshot.file))
+    let s3 = S3Options { endpoint: args.s3_endpoint.clone(), region: args.s3_region.clone(), path_style: args.s3_path_style };
+    let repo = Repository::open(&args.repo, &s3)?;
+    let entry = repo.get(value).await?;
+    let manifest = entry.manifest.clone().expect("complete entries have manifests");
+    if !remote && manifest.encryption.is_none() {
+        return Ok(Snapshot { path: entry.path.join(&manifest.snapshot.file), fetched: None });
+    }
+
+    let identities = args.identity.as_deref().map(Identities::read).transpose()?.map(Arc::new);
+    let dir = std::env::temp_dir().join(format!("caasctl-inspect-{}-{}", std::process::id(), manifest.id));
+    let progress: Arc<dyn caasctl_core::Progress> = Arc::new(caasctl_core::NoProgress);
+    let fetched = fetch_backup(&repo, &entry, identities, &dir, progress).await;
+    match fetched {
+        Ok(copy) => Ok(Snapshot { path: copy.snapshot, fetched: Some(dir) }),
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(error.into())
+        }
+    }
 }
 
 fn prefixes(given: &[String]) -> Vec<String> {

@@ -11,9 +11,25 @@ pub struct InspectArgs {
     #[arg(id = "inspect_snapshot", value_name = "SNAPSHOT")]
     pub snapshot: String,
 
-    /// Backup repository directory.
-    #[arg(long, value_name = "DIR", default_value = "./caasctl-backups", env = "CAASCTL_REPO", global = true)]
-    pub repo: PathBuf,
+    /// Backup repository: a directory, or s3://BUCKET/PREFIX.
+    #[arg(id = "inspect_repo", long = "repo", value_name = "DIR|URL", default_value = "./caasctl-backups", env = "CAASCTL_REPO", global = true)]
+    pub repo: String,
+
+    /// age identity file (AGE-SECRET-KEY-1...) that decrypts an encrypted backup before it is read.
+    #[arg(id = "inspect_identity", long = "identity", value_name = "FILE", global = true)]
+    pub identity: Option<PathBuf>,
+
+    /// S3 endpoint URL, such as http://127.0.0.1:9000; AWS when not given.
+    #[arg(id = "inspect_s3_endpoint", long = "s3-endpoint", value_name = "URL", env = "CAASCTL_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region (default from AWS_REGION, then us-east-1).
+    #[arg(id = "inspect_s3_region", long = "s3-region", value_name = "REGION", global = true)]
+    pub s3_region: Option<String>,
+
+    /// Address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT.
+    #[arg(id = "inspect_s3_path_style", long = "s3-path-style", global = true)]
+    pub s3_path_style: bool,
 
     #[command(subcommand)]
     pub command: InspectCommand,

@@ -122,7 +122,7 @@ pub fn render_plan(plan: &[PlanItem], context: &Context) -> String {
 
 /// Runs the command.
 pub async fn run(args: &PruneArgs, context: &Context) -> anyhow::Result<Exit> {
-    let repo = args.repo.resolve()?.0.open()?;
+    let repo = args.repo.resolve()?.0.open_existing()?;
     let entries = repo.list().await?;
     let (candidates, leftovers) = classify(&entries, SystemTime::now());
     let plan = retention::plan(&candidates, &leftovers, args.policy(), PruneOptions { include_failed: args.include_failed });

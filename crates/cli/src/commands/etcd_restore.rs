@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use caasctl_core::Message;
-use caasctl_etcd::repo::{LocalRepo, Manifest};
+use caasctl_etcd::blob::Identities;
+use caasctl_etcd::fetch::fetch_backup;
+use caasctl_etcd::repo::Manifest;
+use caasctl_etcd::store::Repository;
 use caasctl_restore::apply::{apply, ApplyOptions, Observer, StepEvent};
 use caasctl_restore::check::{check_snapshot, HashStatus, SnapshotCheck};
 use caasctl_restore::cluster::{EtcdSection, DEFAULT_TOKEN};
@@ -18,6 +21,7 @@ use caasctl_restore::journal::{state_dir, Journal};
 use caasctl_restore::plan::{self, Action, ClientTls, Host, MemberTarget, Plan, SnapshotSource};
 use clap::Args;
 
+use crate::commands::repo_opts::RepoArgs;
 use crate::context::Context;
 use crate::output::{human_bytes, print_json, print_text};
 use crate::Exit;
@@ -29,9 +33,12 @@ pub struct RestoreArgs {
     #[arg(id = "restore_backup", value_name = "BACKUP")]
     pub backup: String,
 
-    /// Backup repository directory.
-    #[arg(long, value_name = "DIR", default_value = "./caasctl-backups", env = "CAASCTL_REPO")]
-    pub repo: PathBuf,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// age identity file (AGE-SECRET-KEY-1...) that decrypts an encrypted backup before it is restored.
+    #[arg(id = "restore_identity", long = "identity", value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 
     /// Cluster file (caasctl.toml) listing each member's host, service, URLs and data dir.
     #[arg(id = "restore_cluster", long = "cluster", value_name = "FILE",
@@ -97,7 +104,10 @@ struct PlanOutput<'a> {
 
 /// Runs the command.
 pub async fn run(args: &RestoreArgs, context: &Context) -> anyhow::Result<Exit> {
-    let (source, check, backup) = resolve_snapshot(args, context)?;
+    if let Some((dir, manifest)) = super::etcd_restore_v2::find_v2_backup(args) {
+        return super::etcd_restore_v2::run(args, context, dir, manifest).await;
+    }
+    let Resolved { source, check, backup, fetched } = resolve_snapshot(args, context).await?;
     let (members, tls) = match &args.cluster {
         Some(file) => {
             let mut section = EtcdSection::parse(file)?;
@@ -115,7 +125,11 @@ pub async fn run(args: &RestoreArgs, context: &Context) -> anyhow::Result<Exit> 
             }
             (members, tls)
         }
-        None => (vec![single_member(args)], ClientTls::default()),
+        None => {
+            let member = single_member(args);
+            refuse_locked_data_dir(&member.data_dir)?;
+            (vec![member], ClientTls::default())
+        }
     };
     let id = plan::new_op_id(caasctl_core::timefmt::now());
     let plan = tokio::task::spawn_blocking(move || plan::build(id, source, tls, &members)).await??;
@@ -124,6 +138,7 @@ pub async fn run(args: &RestoreArgs, context: &Context) -> anyhow::Result<Exit> 
     if context.json() && args.dry_run {
         let steps = plan.steps.iter().map(|s| StepView::new(s, caasctl_core::Lang::En)).collect();
         print_json(&PlanOutput { plan: &plan, check: &check, steps, note, dry_run: true, journal: None, ok: None });
+        remove_fetched(fetched.as_deref());
         return Ok(Exit::Success);
     }
     if !context.json() {
@@ -131,20 +146,11 @@ pub async fn run(args: &RestoreArgs, context: &Context) -> anyhow::Result<Exit> 
     }
     if args.dry_run {
         print_text(&format!("{}\n", context.tr("restore.plan.dry_run", &[])));
+        remove_fetched(fetched.as_deref());
         return Ok(Exit::Success);
     }
-    if !args.yes {
-        match confirm(context) {
-            Some(true) => {}
-            Some(false) => {
-                eprintln!("{}", context.tr("restore.plan.aborted", &[]));
-                return Ok(Exit::Failure);
-            }
-            None => {
-                eprintln!("caasctl: {}{}", context.tr("cli.error.prefix", &[]), context.tr("restore.plan.needs_yes", &[]));
-                return Ok(Exit::Usage);
-            }
-        }
+    if let Some(exit) = refused(args.yes, context) {
+        return Ok(exit);
     }
 
     let state = state_dir();
@@ -161,7 +167,21 @@ pub async fn run(args: &RestoreArgs, context: &Context) -> anyhow::Result<Exit> 
         done.insert(step.id.clone());
     }
     let result = apply(&plan, &journal, &done, ApplyOptions { parallel: args.parallel }, observer(context)).await;
+    // The fetched copy stays after a failure, because `ops resume` restores from it.
+    if result.is_ok() {
+        remove_fetched(fetched.as_deref());
+    }
     finish(&plan, &journal, result, context, Some(&check))
+}
+
+/// Removes the local copy of a fetched backup. It is a decrypted copy of every Secret in the
+/// cluster, and the backup itself stays in its repository.
+fn remove_fetched(dir: Option<&Path>) {
+    let Some(dir) = dir else { return };
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => tracing::info!(dir = %dir.display(), "removed the fetched copy of the backup"),
+        Err(error) => tracing::warn!(dir = %dir.display(), error = %error, "failed to remove the fetched copy of the backup; remove it by hand"),
+    }
 }
 
 /// Prints the outcome of a run and maps it to an exit status; shared with `ops resume`.
@@ -215,17 +235,40 @@ pub fn observer(context: &Context) -> Observer {
     })
 }
 
-/// Finds the snapshot (a file path, or a backup of the repository) and checks it.
+/// A backup directory with its manifest, for reading the archived etcd.conf files.
 type Backup = Option<(PathBuf, Manifest)>;
 
-fn resolve_snapshot(args: &RestoreArgs, context: &Context) -> anyhow::Result<(SnapshotSource, SnapshotCheck, Backup)> {
+/// The snapshot to restore, after its checks.
+struct Resolved {
+    source: SnapshotSource,
+    check: SnapshotCheck,
+    backup: Backup,
+    /// Local copy of a backup fetched from S3 or decrypted, to remove after a successful run.
+    fetched: Option<PathBuf>,
+}
+
+/// Finds the snapshot (a file path, or a backup of the repository) and checks it. A backup in S3
+/// or an encrypted one is fetched (and decrypted) into the state directory first, and every hash
+/// is checked there, before any data dir is touched.
+async fn resolve_snapshot(args: &RestoreArgs, context: &Context) -> anyhow::Result<Resolved> {
     let given = Path::new(&args.backup);
-    let (path, backup) = if given.is_file() || args.backup.contains('/') {
-        (given.to_owned(), None)
+    let (path, backup, fetched) = if given.is_file() || args.backup.contains('/') {
+        (given.to_owned(), None, None)
     } else {
-        let repo = LocalRepo::open(&args.repo)?;
-        let (dir, manifest) = repo.get(&args.backup)?;
-        (dir.join(&manifest.snapshot.file), Some((dir, manifest)))
+        let (resolved, _) = args.repo.resolve()?;
+        let repo = resolved.open()?;
+        let entry = repo.get(&args.backup).await?;
+        let manifest = entry.manifest.clone().expect("complete entries have manifests");
+        let encrypted = manifest.encryption.is_some();
+        if matches!(repo, Repository::Local(_)) && !encrypted {
+            (entry.path.join(&manifest.snapshot.file), Some((entry.path.clone(), manifest)), None)
+        } else {
+            let identities = args.identity.as_deref().map(Identities::read).transpose()?.map(Arc::new);
+            let dest = state_dir().join("fetched").join(&manifest.id);
+            let progress: Arc<dyn caasctl_core::Progress> = Arc::from(crate::progress::reporter(context));
+            let copy = fetch_backup(&repo, &entry, identities, &dest, progress).await?;
+            (copy.snapshot.clone(), Some((copy.dir.clone(), copy.manifest)), Some(copy.dir))
+        }
     };
     let manifest = backup.as_ref().map(|(_, m)| m);
     let backup_id = manifest.map(|m| m.id.clone());
@@ -236,7 +279,23 @@ fn resolve_snapshot(args: &RestoreArgs, context: &Context) -> anyhow::Result<(Sn
     let progress = crate::progress::reporter(context);
     let check = check_snapshot(&path, manifest_sha256.as_deref(), args.skip_hash_check, progress.as_ref())?;
     let source = SnapshotSource { path, backup_id, manifest_sha256, sha256: check.sha256.clone(), revision, key_count, skip_hash_check: args.skip_hash_check };
-    Ok((source, check, backup))
+    Ok(Resolved { source, check, backup, fetched })
+}
+
+/// Rejects a data dir whose backend file a running etcd has locked. bbolt keeps an exclusive
+/// `flock` on `member/snap/db` while etcd runs. Moving the directory from under it would split the
+/// member off into a cluster of its own when it restarts.
+fn refuse_locked_data_dir(data_dir: &str) -> Result<(), crate::errors::CliError> {
+    use std::os::fd::AsRawFd;
+
+    let db = Path::new(data_dir).join("member/snap/db");
+    let Ok(file) = std::fs::File::open(&db) else { return Ok(()) };
+    // SAFETY: flock on a descriptor this function owns; the lock ends when `file` is dropped.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
+    if locked {
+        return Err(crate::errors::CliError::DataDirInUse { path: data_dir.to_owned() });
+    }
+    Ok(())
 }
 
 fn single_member(args: &RestoreArgs) -> MemberTarget {
@@ -319,8 +378,27 @@ pub fn render_steps(plan: &Plan, context: &Context, status: impl Fn(&str) -> Opt
     out
 }
 
+/// Asks for approval unless `--yes` was given. Returns the exit code to stop with when the
+/// operator declined or no terminal could ask.
+pub(crate) fn refused(yes: bool, context: &Context) -> Option<Exit> {
+    if yes {
+        return None;
+    }
+    match confirm(context) {
+        Some(true) => None,
+        Some(false) => {
+            eprintln!("{}", context.tr("restore.plan.aborted", &[]));
+            Some(Exit::Failure)
+        }
+        None => {
+            eprintln!("caasctl: {}{}", context.tr("cli.error.prefix", &[]), context.tr("restore.plan.needs_yes", &[]));
+            Some(Exit::Usage)
+        }
+    }
+}
+
 /// Asks at the terminal; `None` when stdin is not a terminal.
-fn confirm(context: &Context) -> Option<bool> {
+pub(crate) fn confirm(context: &Context) -> Option<bool> {
     if !context.stdin_tty {
         return None;
     }

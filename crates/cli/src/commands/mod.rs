@@ -1,8 +1,10 @@
 //! Dispatch of subcommands, one module per command.
 
+pub(crate) mod cluster_backup;
 mod doctor;
 mod endpoints;
-mod etcd_backup;
+pub(crate) mod etcd_backup;
+pub(crate) mod etcd_backup_v2;
 mod etcd_backups;
 pub(crate) mod etcd_prune;
 pub(crate) mod repo_opts;
@@ -11,12 +13,21 @@ pub(crate) mod etcd_inspect;
 mod etcd_members;
 pub(crate) mod image;
 pub(crate) mod etcd_restore;
+mod etcd_restore_v2;
 pub(crate) mod ops;
 mod kube_health;
 pub mod snapshot;
+pub(crate) mod snapshot_etcd;
+pub(crate) mod snapshot_rollback;
+pub(crate) mod snapshot_targets;
 pub(crate) mod inventory;
 pub(crate) mod node;
+pub(crate) mod node_add_steps;
+pub(crate) mod node_migrate;
+pub(crate) mod node_remove;
+pub(crate) mod node_remove_steps;
 pub(crate) mod volume;
+pub(crate) mod serve;
 
 use crate::args::{BackupsCommand, Command, EtcdCommand};
 use crate::context::Context;
@@ -31,7 +42,7 @@ pub async fn run(command: Command, context: &Context) -> anyhow::Result<Exit> {
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::List(args))) => etcd_backups::list(&args, context).await,
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::Verify(args))) => etcd_backups::verify(&args, context).await,
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::Prune(args))) => etcd_prune::run(&args, context).await,
-        Command::Etcd(EtcdCommand::Inspect(args)) => etcd_inspect::run(&args, context),
+        Command::Etcd(EtcdCommand::Inspect(args)) => etcd_inspect::run(&args, context).await,
         Command::Doctor(args) => doctor::run(&args, context).await,
         Command::Image(command) => image::run(command, context).await,
         Command::Inventory(command) => inventory::run(&command, context),
@@ -40,5 +51,6 @@ pub async fn run(command: Command, context: &Context) -> anyhow::Result<Exit> {
         Command::Ops(command) => ops::run(&command, context).await,
         Command::Snapshot(command) => snapshot::run(command, context).await,
         Command::Volume(command) => volume::run(command, context).await,
+        Command::Serve(args) => serve::run(&args, context).await,
     }
 }

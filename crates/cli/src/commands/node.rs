@@ -5,20 +5,18 @@
 //! `--dry-run` or asks unless `--yes` is given. Applying writes `new_<type>` and the host lines,
 //! runs the scale-up playbook, checks the new nodes Ready, labels them for fluentd when logging
 //! runs, and moves the host lines into `[nodes]`, `[masters]` or `[etcd]`. A failure before the
-//! move leaves the hosts in `[new_<type>]`, where a re-run of the playbook expects them.
-//!
-//! NOTE: the steps are not journaled yet, so `caasctl ops resume` cannot continue an interrupted
-//! scale-up; re-running the playbook by hand and then `node add` on other hosts is the way out.
+//! move leaves the hosts in `[new_<type>]`, where a re-run of the playbook expects them. The
+//! steps are journaled (see `node_add_steps`), so `caasctl ops resume ID` continues a failed or
+//! interrupted scale-up at its first unfinished step.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use caasctl_core::Localize;
 use caasctl_nodes::add::{self, AddPlan, AddRequest, NodeType};
-use caasctl_nodes::cluster::{self, KubeNodes, FLUENTD_LABEL};
-use caasctl_nodes::playbook::{self, PlaybookRun};
+use caasctl_nodes::cluster::FLUENTD_LABEL;
+use caasctl_nodes::playbook;
 use caasctl_nodes::NodeError;
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -31,6 +29,10 @@ use crate::Exit;
 pub enum NodeCommand {
     /// Add nodes, masters or etcd hosts with openshift-ansible's scale-up playbook.
     Add(AddArgs),
+    /// Drain a node, delete it from the cluster, uninstall it and remove it from the inventory.
+    Remove(super::node_remove::RemoveArgs),
+    /// Add new nodes, then drain and remove old ones batch by batch.
+    Migrate(super::node_migrate::MigrateArgs),
 }
 
 /// Kind of host, as the command line names it.
@@ -101,7 +103,9 @@ pub struct AddArgs {
 /// Runs a `node` subcommand.
 pub async fn run(command: &NodeCommand, context: &Context) -> anyhow::Result<Exit> {
     match command {
-        NodeCommand::Add(args) => add_nodes(args, context).await,
+        NodeCommand::Add(args) => add_nodes(args, context, false).await,
+        NodeCommand::Remove(args) => super::node_remove::run(args, context).await,
+        NodeCommand::Migrate(args) => super::node_migrate::run(args, context).await,
     }
 }
 
@@ -121,9 +125,13 @@ struct AddReport<'a> {
     labelled: Vec<String>,
     /// Warnings that did not stop the scale-up.
     warnings: Vec<String>,
+    /// ID of the journaled operation, for `caasctl ops show`.
+    operation: Option<String>,
 }
 
-async fn add_nodes(args: &AddArgs, context: &Context) -> anyhow::Result<Exit> {
+/// Runs `node add`. `embedded` is set when another command (`node migrate`) already printed its
+/// own plan and got the confirmation: the JSON report is then not printed.
+pub async fn add_nodes(args: &AddArgs, context: &Context, embedded: bool) -> anyhow::Result<Exit> {
     let (document, inventory) = super::inventory::load(&args.inventory)?;
     let request = AddRequest {
         hosts: args.hosts.clone(),
@@ -133,17 +141,7 @@ async fn add_nodes(args: &AddArgs, context: &Context) -> anyhow::Result<Exit> {
     };
     let plan = match add::plan(&document, &inventory, &request) {
         Ok(plan) => plan,
-        Err(NodeError::Rules { violations }) => {
-            if context.json() {
-                print_json(&serde_json::json!({ "violations": violations }));
-            }
-            eprintln!("caasctl: {}{}", context.tr("cli.error.prefix", &[]), NodeError::Rules { violations: violations.clone() }.message().render(context.lang));
-            for violation in &violations {
-                eprintln!("  - {}", violation.message().render(context.lang));
-            }
-            eprintln!("  {}{}", context.tr("cli.hint.prefix", &[]), context.tr("node.hint.rules", &[]));
-            return Ok(Exit::Failure);
-        }
+        Err(NodeError::Rules { violations }) => return Ok(report_violations(violations, context)),
         Err(error) => return Err(error.into()),
     };
 
@@ -159,13 +157,14 @@ async fn add_nodes(args: &AddArgs, context: &Context) -> anyhow::Result<Exit> {
         ready: if plan.registers_nodes { "skipped" } else { "not-applicable" },
         labelled: Vec::new(),
         warnings: Vec::new(),
+        operation: None,
     };
 
     if !context.json() || !args.dry_run {
         eprint!("{}", render_plan(&report, context));
     }
     if args.dry_run {
-        if context.json() {
+        if context.json() && !embedded {
             print_json(&report);
         }
         return Ok(Exit::Success);
@@ -175,54 +174,23 @@ async fn add_nodes(args: &AddArgs, context: &Context) -> anyhow::Result<Exit> {
         return Ok(Exit::Usage);
     }
 
-    // 1. Inventory edit before the playbook.
-    let mut staged = document.clone();
-    add::stage(&mut staged, &plan);
-    report.backups.extend(staged.save(&args.inventory)?);
-
-    // 2. The scale-up playbook.
-    let run = PlaybookRun {
-        program: std::env::var("CAASCTL_ANSIBLE_PLAYBOOK").unwrap_or_else(|_| "ansible-playbook".to_owned()),
-        playbook: plan.playbook.clone(),
-        inventory: args.inventory.clone(),
-        log: log.clone(),
-    };
-    let quiet = !context.progress;
-    playbook::run(&run, |line| {
-        if !quiet {
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "{line}");
-        }
-    })
-    .await?;
-
-    // 3. Ready check and fluentd label, through the Kubernetes API.
-    // NOTE: the node name is taken to be the inventory host name, which is what openshift-ansible
-    // 3.11 registers unless openshift_kubelet_name_override or the host's own hostname differs.
-    let mut partial = false;
-    if plan.registers_nodes {
-        match &kubeconfig {
-            Some(path) => {
-                let api = KubeNodes::from_kubeconfig(path).await?;
-                let verified = cluster::verify_new_nodes(&api, &plan.hosts, Duration::from_secs(args.ready_timeout), Duration::from_secs(5)).await?;
-                report.ready = "verified";
-                report.labelled = verified.labelled;
-                partial = !verified.failures.is_empty();
-                report.warnings.extend(verified.failures.iter().map(|error| error.message().render(context.lang)));
-            }
-            None => report.warnings.push(context.tr("node.warn.no_kubeconfig", &[])),
-        }
+    let body = super::node_add_steps::AddBody::new(&args.inventory, &plan, kubeconfig.as_deref(), Duration::from_secs(args.ready_timeout), &log)?;
+    let outcome = super::node_add_steps::apply_new(body, context).await?;
+    report.operation = Some(outcome.operation);
+    report.backups = outcome.backups;
+    if outcome.verified {
+        report.ready = "verified";
     }
-
-    // 4. Move the hosts into their main groups.
-    let mut current = caasctl_inventory::Document::read(&args.inventory)?;
-    add::finalize(&mut current, &plan).with_context(|| args.inventory.display().to_string())?;
-    report.backups.extend(current.save(&args.inventory)?);
+    report.labelled = outcome.labelled;
+    report.warnings = outcome.warnings;
+    let partial = outcome.partial;
 
     for warning in &report.warnings {
         eprintln!("caasctl: {}", warning);
     }
-    if context.json() {
+    if embedded {
+        eprintln!("{}", context.tr("node.add.done", &[("count", &plan.hosts.len()), ("group", &plan.node_type.main_group())]));
+    } else if context.json() {
         print_json(&report);
     } else {
         print_text(&format!("{}\n", context.tr("node.add.done", &[("count", &plan.hosts.len()), ("group", &plan.node_type.main_group())])));
@@ -231,9 +199,23 @@ async fn add_nodes(args: &AddArgs, context: &Context) -> anyhow::Result<Exit> {
     Ok(if partial { Exit::Partial } else { Exit::Success })
 }
 
+/// Prints every broken rule on stderr (and as JSON on stdout with `-o json`) and returns the
+/// failure exit code.
+pub fn report_violations(violations: Vec<caasctl_nodes::Violation>, context: &Context) -> Exit {
+    if context.json() {
+        print_json(&serde_json::json!({ "violations": violations }));
+    }
+    eprintln!("caasctl: {}{}", context.tr("cli.error.prefix", &[]), NodeError::Rules { violations: violations.clone() }.message().render(context.lang));
+    for violation in &violations {
+        eprintln!("  - {}", violation.message().render(context.lang));
+    }
+    eprintln!("  {}{}", context.tr("cli.hint.prefix", &[]), context.tr("node.hint.rules", &[]));
+    Exit::Failure
+}
+
 /// Returns the kubeconfig to use: the flag, then `$KUBECONFIG` (its first entry), then
 /// `~/.kube/config` when it exists.
-fn find_kubeconfig(flag: Option<&Path>) -> Option<PathBuf> {
+pub fn find_kubeconfig(flag: Option<&Path>) -> Option<PathBuf> {
     if let Some(path) = flag {
         return Some(path.to_owned());
     }
@@ -287,7 +269,7 @@ fn render_plan(report: &AddReport<'_>, context: &Context) -> String {
 }
 
 /// Asks on the terminal; returns false without a terminal.
-fn confirm(context: &Context) -> bool {
+pub fn confirm(context: &Context) -> bool {
     if !context.stdin_tty || !std::io::stderr().is_terminal() {
         return false;
     }

@@ -3,7 +3,8 @@
 
 use caasctl_restore::apply::{apply, ApplyOptions};
 use caasctl_restore::describe::StepView;
-use caasctl_restore::journal::{self, state_dir, Journal, OpStatus, Operation, Record};
+use caasctl_restore::journal::{self, state_dir, AnyOperation, Journal, OpStatus, Operation, Record};
+use caasctl_restore::procedure::ProcedureOperation;
 use caasctl_restore::RestoreError;
 use clap::{Args, Subcommand};
 
@@ -65,6 +66,26 @@ struct OpSummary<'a> {
     journal: String,
 }
 
+fn procedure_summary(op: &ProcedureOperation) -> OpSummary<'_> {
+    OpSummary {
+        id: &op.procedure.id,
+        kind: &op.procedure.kind,
+        created_at: &op.procedure.created_at,
+        status: op.status,
+        steps_done: op.finished.len(),
+        steps_total: op.procedure.steps.len(),
+        next_step: op.next_step(),
+        journal: op.path.display().to_string(),
+    }
+}
+
+fn any_summary(op: &AnyOperation) -> OpSummary<'_> {
+    match op {
+        AnyOperation::Restore(op) => summary(op),
+        AnyOperation::Procedure(op) => procedure_summary(op),
+    }
+}
+
 fn summary(op: &Operation) -> OpSummary<'_> {
     OpSummary {
         id: &op.plan.id,
@@ -89,9 +110,9 @@ pub async fn run(command: &OpsCommand, context: &Context) -> anyhow::Result<Exit
 
 fn list(context: &Context) -> anyhow::Result<Exit> {
     let state = state_dir();
-    let operations = journal::list(&state)?;
+    let operations = journal::list_any(&state)?;
     if context.json() {
-        print_json(&operations.iter().map(summary).collect::<Vec<_>>());
+        print_json(&operations.iter().map(any_summary).collect::<Vec<_>>());
         return Ok(Exit::Success);
     }
     if operations.is_empty() {
@@ -101,7 +122,7 @@ fn list(context: &Context) -> anyhow::Result<Exit> {
     let header = ["ops.list.id", "ops.list.kind", "ops.list.created", "ops.list.status", "ops.list.steps", "ops.list.next"];
     let mut table = Table::new(header.iter().map(|k| context.tr(k, &[])).collect());
     for op in &operations {
-        let s = summary(op);
+        let s = any_summary(op);
         table.row(vec![
             s.id.to_owned(),
             s.kind.to_owned(),
@@ -116,7 +137,10 @@ fn list(context: &Context) -> anyhow::Result<Exit> {
 }
 
 fn show(id: &str, context: &Context) -> anyhow::Result<Exit> {
-    let op = journal::find(&state_dir(), id)?;
+    let op = match journal::find_any(&state_dir(), id)? {
+        AnyOperation::Restore(op) => op,
+        AnyOperation::Procedure(op) => return show_procedure(&op, context),
+    };
     if context.json() {
         #[derive(serde::Serialize)]
         struct ShowOutput<'a> {
@@ -153,8 +177,50 @@ fn show(id: &str, context: &Context) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
+fn show_procedure(op: &ProcedureOperation, context: &Context) -> anyhow::Result<Exit> {
+    if context.json() {
+        #[derive(serde::Serialize)]
+        struct ShowOutput<'a> {
+            #[serde(flatten)]
+            summary: OpSummary<'a>,
+            steps: &'a [caasctl_restore::procedure::ProcedureStep],
+            body: &'a serde_json::Value,
+            records: &'a [Record],
+        }
+        print_json(&ShowOutput { summary: procedure_summary(op), steps: &op.procedure.steps, body: &op.procedure.body, records: &op.records });
+        return Ok(Exit::Success);
+    }
+    let procedure = &op.procedure;
+    let mut out = context.tr(
+        "ops.show.header",
+        &[("id", &procedure.id), ("kind", &procedure.kind), ("created", &procedure.created_at), ("status", &status_word(op.status, context))],
+    );
+    out.push('\n');
+    let done = op.finished_set();
+    let failed = op.last_error.as_ref().map(|(step, _)| step.clone());
+    for (index, step) in procedure.steps.iter().enumerate() {
+        let state = if done.contains(&step.id) {
+            context.tr("ops.show.step_done", &[])
+        } else if failed.as_deref() == Some(step.id.as_str()) {
+            context.tr("ops.show.step_failed", &[])
+        } else {
+            context.tr("ops.show.step_pending", &[])
+        };
+        out.push_str(&format!("{:>3}. {}  [{state}]\n     {}\n", index + 1, step.id, step.describe(context.lang)));
+    }
+    if let (Some((step, error)), false) = (&op.last_error, op.status == OpStatus::Succeeded) {
+        out.push_str(&context.tr("ops.show.last_error", &[("step", step), ("error", error)]));
+        out.push('\n');
+    }
+    print_text(&out);
+    Ok(Exit::Success)
+}
+
 async fn resume(args: &ResumeArgs, context: &Context) -> anyhow::Result<Exit> {
-    let op = journal::find(&state_dir(), &args.op.id)?;
+    let op = match journal::find_any(&state_dir(), &args.op.id)? {
+        AnyOperation::Restore(op) => op,
+        AnyOperation::Procedure(op) => return resume_procedure(&op, context).await,
+    };
     match op.status {
         OpStatus::Succeeded => return Err(RestoreError::OpFinished { id: op.plan.id.clone() }.into()),
         OpStatus::Running => return Err(journal_running(&op).into()),
@@ -167,6 +233,26 @@ async fn resume(args: &ResumeArgs, context: &Context) -> anyhow::Result<Exit> {
     }
     let result = apply(&op.plan, &journal, &op.finished_set(), ApplyOptions { parallel: args.parallel }, super::etcd_restore::observer(context)).await;
     super::etcd_restore::finish(&op.plan, &journal, result, context, None)
+}
+
+async fn resume_procedure(op: &ProcedureOperation, context: &Context) -> anyhow::Result<Exit> {
+    match op.status {
+        OpStatus::Succeeded => return Err(RestoreError::OpFinished { id: op.procedure.id.clone() }.into()),
+        OpStatus::Running => {
+            let pid = op.records.iter().rev().find_map(|r| match r {
+                Record::Procedure { pid, .. } | Record::Resumed { pid, .. } => Some(*pid),
+                _ => None,
+            });
+            return Err(RestoreError::OpRunning { id: op.procedure.id.clone(), pid: pid.unwrap_or(0) }.into());
+        }
+        OpStatus::Failed | OpStatus::Interrupted => {}
+    }
+    match op.procedure.kind.as_str() {
+        super::snapshot_rollback::KIND => super::snapshot_rollback::resume(op, context).await,
+        super::node_remove_steps::KIND => super::node_remove_steps::resume(op, context).await,
+        super::node_add_steps::KIND => super::node_add_steps::resume(op, context).await,
+        other => anyhow::bail!(context.tr("cluster_backup.error.cannot_resume_kind", &[("id", &op.procedure.id), ("kind", &other)])),
+    }
 }
 
 fn journal_running(op: &Operation) -> RestoreError {

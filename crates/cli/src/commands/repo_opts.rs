@@ -135,6 +135,15 @@ impl Resolved {
     pub fn open(&self) -> anyhow::Result<Repository> {
         Ok(Repository::open(&self.repo, &self.s3())?)
     }
+
+    /// Opens the repository for reading; a local directory that does not exist is an error
+    /// instead of being created.
+    ///
+    /// # Errors
+    /// The URL is invalid, credentials are missing, or the directory does not exist.
+    pub fn open_existing(&self) -> anyhow::Result<Repository> {
+        Ok(Repository::open_existing(&self.repo, &self.s3())?)
+    }
 }
 
 impl EncryptArgs {

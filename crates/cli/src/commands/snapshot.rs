@@ -19,6 +19,7 @@ use caasctl_cloud::{ops, SnapshotProvider};
 use caasctl_core::{Lang, Localize, Message};
 
 use self::args::{CreateArgs, DeleteArgs, DiskArgs, ProviderChoice, RollbackArgs, SnapshotCommand, WaitArgs};
+use super::snapshot_targets::{self, Target};
 use crate::context::Context;
 use crate::output::{human_bytes, print_json, print_text, Table};
 use crate::Exit;
@@ -52,6 +53,15 @@ pub enum SnapshotCliError {
     },
     /// Rollback and delete act on one disk at a time.
     OneDiskOnly,
+    /// `--with-etcd-backup` needs a caasctl.toml with an `[etcd]` table.
+    EtcdBackupNeedsConfig,
+    /// `--group` names a group with no hosts in the inventory.
+    GroupEmpty {
+        /// Group name.
+        group: String,
+        /// Inventory file.
+        inventory: String,
+    },
 }
 
 impl std::fmt::Display for SnapshotCliError {
@@ -73,6 +83,8 @@ impl Localize for SnapshotCliError {
             SnapshotCliError::NeedsYes => Message::new("snapshot.error.needs_yes"),
             SnapshotCliError::HostNotMapped { host } => Message::new("snapshot.error.host_not_mapped").arg("host", host),
             SnapshotCliError::OneDiskOnly => Message::new("snapshot.error.one_disk_only"),
+            SnapshotCliError::EtcdBackupNeedsConfig => Message::new("cluster_backup.error.etcd_backup_needs_config"),
+            SnapshotCliError::GroupEmpty { group, inventory } => Message::new("cluster_backup.error.group_empty").arg("group", group).arg("inventory", inventory),
         }
     }
 
@@ -81,8 +93,10 @@ impl Localize for SnapshotCliError {
             SnapshotCliError::NoConfig { .. } | SnapshotCliError::NotConfigured { .. } => Some(Message::new("cloud.hint.config")),
             SnapshotCliError::BadTag { .. } => None,
             SnapshotCliError::NeedsYes => Some(Message::new("snapshot.hint.needs_yes")),
-            SnapshotCliError::HostNotMapped { .. } => Some(Message::new("snapshot.hint.host_not_mapped")),
+            SnapshotCliError::HostNotMapped { .. } => Some(Message::new("cluster_backup.hint.host_not_mapped")),
             SnapshotCliError::OneDiskOnly => None,
+            SnapshotCliError::GroupEmpty { .. } => Some(Message::new("cluster_backup.hint.group_empty")),
+            SnapshotCliError::EtcdBackupNeedsConfig => Some(Message::new("cluster_backup.hint.etcd_backup_needs_config")),
         }
     }
 }
@@ -97,7 +111,7 @@ pub async fn run(command: SnapshotCommand, context: &Context) -> anyhow::Result<
     }
 }
 
-fn config_path(args: &DiskArgs) -> Option<PathBuf> {
+pub(crate) fn config_path(args: &DiskArgs) -> Option<PathBuf> {
     if let Some(path) = &args.config {
         return Some(path.clone());
     }
@@ -114,29 +128,6 @@ fn load_config(args: &DiskArgs) -> anyhow::Result<Option<(PathBuf, CloudConfig)>
     }
 }
 
-/// One disk to act on, with the host it belongs to when it came from `--hosts`.
-#[derive(Debug, Clone, serde::Serialize)]
-struct Target {
-    host: Option<String>,
-    role: Option<String>,
-    disk: String,
-}
-
-/// Resolves `--disk` or `--hosts` into disks, through `[cloud.hosts]` for hosts.
-fn targets(args: &DiskArgs, config: &CloudConfig) -> Result<Vec<Target>, SnapshotCliError> {
-    if let Some(disk) = &args.disk {
-        return Ok(vec![Target { host: None, role: None, disk: disk.clone() }]);
-    }
-    let mut out = Vec::new();
-    for host in &args.hosts {
-        let mapping = config.hosts.get(host).ok_or_else(|| SnapshotCliError::HostNotMapped { host: host.clone() })?;
-        for disk in &mapping.disks {
-            out.push(Target { host: Some(host.clone()), role: mapping.role.clone(), disk: disk.clone() });
-        }
-    }
-    Ok(out)
-}
-
 /// Returns the one disk that rollback and delete act on.
 fn single_disk(args: &DiskArgs) -> Result<&str, SnapshotCliError> {
     args.disk.as_deref().ok_or(SnapshotCliError::OneDiskOnly)
@@ -147,12 +138,24 @@ fn single_disk(args: &DiskArgs) -> Result<&str, SnapshotCliError> {
 fn provider(args: &DiskArgs) -> anyhow::Result<(Box<dyn SnapshotProvider>, CloudConfig)> {
     let loaded = load_config(args)?;
     let config = loaded.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
-    let built = build_provider(args, loaded)?;
+    let built = build_provider(args.provider, loaded)?;
     Ok((built, config))
 }
 
-fn build_provider(args: &DiskArgs, loaded: Option<(PathBuf, CloudConfig)>) -> anyhow::Result<Box<dyn SnapshotProvider>> {
-    match args.provider {
+/// Builds a provider from the caasctl.toml at `config`, for a rollback resumed from its journal.
+pub(crate) fn build_provider_from(choice: ProviderChoice, config: Option<PathBuf>) -> anyhow::Result<Box<dyn SnapshotProvider>> {
+    let loaded = match config {
+        Some(path) => {
+            let section = config::load(&path)?;
+            Some((path, section))
+        }
+        None => None,
+    };
+    build_provider(choice, loaded)
+}
+
+fn build_provider(choice: ProviderChoice, loaded: Option<(PathBuf, CloudConfig)>) -> anyhow::Result<Box<dyn SnapshotProvider>> {
+    match choice {
         ProviderChoice::Local => {
             let qemu_img = loaded.as_ref().and_then(|(_, c)| c.local.as_ref()).and_then(|l| l.qemu_img.clone());
             Ok(Box::new(qemu_img.map(LocalProvider::with_binary).unwrap_or_default()))
@@ -196,7 +199,13 @@ struct HostResult {
 
 async fn create(args: &CreateArgs, context: &Context) -> anyhow::Result<Exit> {
     let (provider, config) = provider(&args.disk)?;
-    let targets = targets(&args.disk, &config)?;
+    let targets = snapshot_targets::resolve(&args.disk, &config)?;
+    let single = args.disk.disk.is_some();
+    let etcd_backup = if args.with_etcd_backup && targets.iter().any(|t| t.etcd) {
+        Some(super::snapshot_etcd::back_up_first(&args.disk, context).await?)
+    } else {
+        None
+    };
     let user_tags = parse_tags(&args.tags)?;
     let wait = (!args.no_wait).then(|| wait_options(&args.wait));
     let progress = percent_reporter(context);
@@ -218,7 +227,7 @@ async fn create(args: &CreateArgs, context: &Context) -> anyhow::Result<Exit> {
         tags.pairs.extend(user_tags.pairs.iter().cloned());
         let request = CreateRequest { name: args.name.clone(), description: args.description.clone(), force: args.force, tags };
         let outcome = ops::create(provider.as_ref(), &target.disk, &request, wait, progress.as_ref()).await;
-        if args.disk.hosts.is_empty() {
+        if single {
             // A single --disk reports its error as the command's error, with its hint.
             let snapshot = outcome?;
             results.push(HostResult { target, snapshot: Some(snapshot), error: None });
@@ -231,12 +240,17 @@ async fn create(args: &CreateArgs, context: &Context) -> anyhow::Result<Exit> {
     }
 
     if context.json() {
-        if args.disk.hosts.is_empty() {
+        if single {
             print_json(&results[0].snapshot);
+        } else if let Some(backup) = &etcd_backup {
+            print_json(&serde_json::json!({ "etcd_backup": backup, "snapshots": results }));
         } else {
             print_json(&results);
         }
     } else {
+        if let Some(backup) = &etcd_backup {
+            print_text(&format!("{}\n", context.tr("cluster_backup.etcd_backup_taken", &[("id", &backup.id), ("path", &backup.path)])));
+        }
         for result in &results {
             let line = match (&result.snapshot, &result.error) {
                 (Some(snapshot), _) => context.tr(
@@ -260,11 +274,11 @@ async fn create(args: &CreateArgs, context: &Context) -> anyhow::Result<Exit> {
 async fn list(args: &DiskArgs, context: &Context) -> anyhow::Result<Exit> {
     let (provider, config) = provider(args)?;
     let mut listings = Vec::new();
-    for target in targets(args, &config)? {
+    for target in snapshot_targets::resolve(args, &config)? {
         listings.push(ops::list(provider.as_ref(), &target.disk).await?);
     }
     if context.json() {
-        if args.hosts.is_empty() {
+        if args.disk.is_some() {
             print_json(&listings[0]);
         } else {
             print_json(&listings);
@@ -371,21 +385,14 @@ async fn rollback(args: &RollbackArgs, context: &Context) -> anyhow::Result<Exit
         return Ok(Exit::Failure);
     }
 
-    let progress = percent_reporter(context);
-    let outcome = rollback::apply(provider.as_ref(), plan, wait_options(&args.wait), progress.as_ref()).await?;
-    if context.json() {
-        print_json(&outcome);
-    } else {
-        print_text(&format!(
-            "{}\n",
-            context.tr(
-                "snapshot.rollback.done",
-                &[("disk", &outcome.plan.disk.id), ("snapshot", &outcome.plan.snapshot.name), ("seconds", &format!("{:.1}", outcome.elapsed_seconds))]
-            )
-        ));
-        print_text(&format!("{}\n", context.tr("snapshot.rollback.undo", &[("name", &outcome.safety_copy.name), ("id", &outcome.safety_copy.id)])));
-    }
-    Ok(Exit::Success)
+    let body = super::snapshot_rollback::RollbackBody {
+        provider: args.disk.provider.name().to_owned(),
+        config: config_path(&args.disk).map(|p| std::path::absolute(&p).unwrap_or(p)),
+        plan,
+        timeout_seconds: args.wait.timeout,
+        poll_interval_seconds: args.wait.poll_interval,
+    };
+    super::snapshot_rollback::apply_new(provider.as_ref(), body, context).await
 }
 
 async fn delete(args: &DeleteArgs, context: &Context) -> anyhow::Result<Exit> {
@@ -409,7 +416,7 @@ async fn delete(args: &DeleteArgs, context: &Context) -> anyhow::Result<Exit> {
 
 /// Shows the progress of cloud waits, which report percent complete rather than bytes: a bar
 /// with a percentage on a terminal, the shared reporter's log lines elsewhere.
-fn percent_reporter(context: &Context) -> Box<dyn caasctl_core::Progress> {
+pub(crate) fn percent_reporter(context: &Context) -> Box<dyn caasctl_core::Progress> {
     if context.progress && context.stderr_tty && !context.json() {
         Box::new(PercentBar { bar: std::sync::Mutex::new(None) })
     } else {

@@ -4,6 +4,8 @@
 //! whose restart lets the kubelet grow the file system, or evicts them with `--restart-pod`.
 
 pub mod args;
+pub mod backup;
+pub mod restore;
 
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
@@ -12,6 +14,8 @@ use caasctl_kube::expand::{self, follow, patch_request, pods_using, ClaimStatus,
 use caasctl_kube::quantity::parse_bytes;
 use caasctl_kube::restart::restart_pod;
 use caasctl_kube::{connect, list_volume_mounts};
+
+use caasctl_core::Localize;
 
 use crate::context::Context;
 use crate::output::{print_json, print_text, Table};
@@ -24,6 +28,9 @@ pub async fn run(command: VolumeCommand, context: &Context) -> anyhow::Result<Ex
     match command {
         VolumeCommand::List(args) => list(&args, context).await,
         VolumeCommand::Expand(args) => expand_claims(&args, context).await,
+        VolumeCommand::Backup(args) => backup::run(&args, context).await,
+        VolumeCommand::Backups(args) => backup::list_backups(&args, context).await,
+        VolumeCommand::Restore(args) => restore::run(&args, context).await,
     }
 }
 
@@ -80,13 +87,22 @@ fn column_key(column: &str) -> &'static str {
     }
 }
 
-/// JSON result of `volume expand`: `{plan, dry_run, claims: [ClaimStatus], restarted: [pod]}`.
+/// JSON result of `volume expand`: `{plan, dry_run, claims: [ClaimStatus], restarted: [pod],
+/// failed: [{pvc, error}]}`.
 #[derive(Debug, serde::Serialize)]
 struct ExpandReport<'a> {
     plan: &'a ExpandPlan,
     dry_run: bool,
     claims: Vec<ClaimStatus>,
     restarted: Vec<String>,
+    failed: Vec<FailedClaim>,
+}
+
+/// A claim of a StatefulSet that failed while the others went on.
+#[derive(Debug, serde::Serialize)]
+struct FailedClaim {
+    pvc: String,
+    error: String,
 }
 
 async fn expand_claims(args: &ExpandArgs, context: &Context) -> anyhow::Result<Exit> {
@@ -98,7 +114,7 @@ async fn expand_claims(args: &ExpandArgs, context: &Context) -> anyhow::Result<E
     };
     let target_bytes = parse_bytes(&args.size)?;
     let plan = expand::plan(&client, &namespace, &target, &args.size).await?;
-    let mut report = ExpandReport { plan: &plan, dry_run: args.dry_run, claims: Vec::new(), restarted: Vec::new() };
+    let mut report = ExpandReport { plan: &plan, dry_run: args.dry_run, claims: Vec::new(), restarted: Vec::new(), failed: Vec::new() };
     if !context.json() {
         print_text(&render_plan(&plan, context));
     }
@@ -119,34 +135,71 @@ async fn expand_claims(args: &ExpandArgs, context: &Context) -> anyhow::Result<E
         return Ok(Exit::Usage);
     }
 
+    // A StatefulSet's claims are independent, so one claim that fails does not stop the others;
+    // the run then ends with the partial exit code.
+    let mut failures: Vec<(String, caasctl_kube::VolumeError)> = Vec::new();
     for claim in plan.claims.iter().filter(|c| !c.already_requested) {
-        patch_request(&client, &namespace, &claim.name, &args.size, false).await?;
-        progress(context, "volume.expand.patched", &[("pvc", &claim.name), ("size", &args.size)]);
+        match patch_request(&client, &namespace, &claim.name, &args.size, false).await {
+            Ok(_) => progress(context, "volume.expand.patched", &[("pvc", &claim.name), ("size", &args.size)]),
+            Err(error) if args.statefulset.is_some() => failures.push((claim.name.clone(), error)),
+            Err(error) => return Err(error.into()),
+        }
     }
 
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     // Claims finish one after another, so with --restart-pod only one pod is down at a time.
     for claim in &plan.claims {
-        let mut on_change = |status: &ClaimStatus| report_state(context, status, args.restart_pod, &claim.pods);
-        let until = if args.restart_pod { ResizeState::FileSystemResizePending } else { ResizeState::Done };
-        let mut status = follow(&client, &namespace, &claim.name, target_bytes, until, deadline, &mut on_change).await?;
-        if status.state == ResizeState::FileSystemResizePending {
-            for pod in pods_using(&client, &namespace, &claim.name).await? {
-                progress(context, "volume.expand.restarting", &[("pod", &pod)]);
-                restart_pod(&client, &namespace, &pod, deadline).await?;
-                report.restarted.push(pod);
-            }
-            status = follow(&client, &namespace, &claim.name, target_bytes, ResizeState::Done, deadline, &mut on_change).await?;
+        if failures.iter().any(|(name, _)| *name == claim.name) {
+            continue;
         }
-        report.claims.push(status);
+        match finish_claim(&client, &namespace, &claim.name, &claim.pods, target_bytes, deadline, args, context, &mut report.restarted).await {
+            Ok(status) => report.claims.push(status),
+            Err(error) if args.statefulset.is_some() => failures.push((claim.name.clone(), error)),
+            Err(error) => return Err(error.into()),
+        }
     }
 
+    if report.claims.is_empty() && !failures.is_empty() {
+        return Err(failures.remove(0).1.into());
+    }
+    report.failed = failures.iter().map(|(pvc, error)| FailedClaim { pvc: pvc.clone(), error: error.message().render(context.lang) }).collect();
     if context.json() {
         print_json(&report);
     } else {
         print_text(&format!("{}\n", context.tr("volume.expand.done", &[("count", &report.claims.len()), ("size", &args.size)])));
+        for failed in &report.failed {
+            eprintln!("caasctl: {}", context.tr("vbackup.expand.claim_failed", &[("pvc", &failed.pvc), ("error", &failed.error)]));
+        }
     }
-    Ok(Exit::Success)
+    Ok(if failures.is_empty() { Exit::Success } else { Exit::Partial })
+}
+
+/// Follows one claim to its new capacity, evicting its pods with `--restart-pod` once the file
+/// system waits for a restart.
+#[allow(clippy::too_many_arguments)]
+async fn finish_claim(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    pods: &[String],
+    target_bytes: u128,
+    deadline: Instant,
+    args: &ExpandArgs,
+    context: &Context,
+    restarted: &mut Vec<String>,
+) -> Result<ClaimStatus, caasctl_kube::VolumeError> {
+    let mut on_change = |status: &ClaimStatus| report_state(context, status, args.restart_pod, pods);
+    let until = if args.restart_pod { ResizeState::FileSystemResizePending } else { ResizeState::Done };
+    let mut status = follow(client, namespace, name, target_bytes, until, deadline, &mut on_change).await?;
+    if status.state == ResizeState::FileSystemResizePending {
+        for pod in pods_using(client, namespace, name).await? {
+            progress(context, "volume.expand.restarting", &[("pod", &pod)]);
+            restart_pod(client, namespace, &pod, deadline).await?;
+            restarted.push(pod);
+        }
+        status = follow(client, namespace, name, target_bytes, ResizeState::Done, deadline, &mut on_change).await?;
+    }
+    Ok(status)
 }
 
 fn render_plan(plan: &ExpandPlan, context: &Context) -> String {

@@ -3,8 +3,9 @@
 //! Such a value is the 4-byte magic `k8s\0` followed by a `runtime.Unknown` message: type meta
 //! (field 1: apiVersion 1, kind 2), the encoded object (field 2), content encoding (3) and content
 //! type (4). The object's own message starts, for every built-in kind, with its `ObjectMeta` as
-//! field 1. This module turns `ObjectMeta` and the kinds below into the JSON the API server would
-//! return. For other kinds it returns apiVersion, kind and metadata and names what was left out.
+//! field 1. This module reads the envelope and passes the object to the schema-driven decoder in
+//! [`k8s_schema`](super::k8s_schema). For a kind outside that schema it decodes `ObjectMeta` only
+//! and names what was left out.
 //!
 //! Field numbers follow `k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto` and
 //! `k8s.io/api/core/v1/generated.proto`, which have kept them stable since Kubernetes 1.3.
@@ -150,42 +151,55 @@ pub fn object_meta(message: &[u8]) -> Result<(Json, usize), String> {
     Ok((Json::Object(out), managed_fields))
 }
 
-/// Decodes a protobuf object of `kind`. The second value names what could not be decoded.
+/// Decodes a protobuf object. The second value names what could not be decoded.
+///
+/// Kinds in caasctl's schema ([`k8s_schema`](super::k8s_schema)) decode completely. Other kinds
+/// (an aggregated API's types, for example) keep apiVersion, kind and metadata, with a note.
 pub fn object(unknown: &Unknown<'_>) -> Result<(Json, Option<String>), String> {
+    let mut notes = Vec::new();
+    let out = match super::k8s_schema::message_for(&unknown.api_version, &unknown.kind) {
+        Some((message, note)) => {
+            notes.extend(note);
+            let mut left_out = Vec::new();
+            let decoded = super::k8s_schema::decode(message, unknown.raw, &mut left_out)?;
+            if !left_out.is_empty() {
+                notes.push(format!("left out {}", left_out.join(", ")));
+            }
+            match decoded {
+                Json::Object(map) => map,
+                _ => Map::new(),
+            }
+        }
+        None => metadata_only(unknown, &mut notes)?,
+    };
+    let mut object = Map::new();
+    object.insert("apiVersion".into(), Json::String(unknown.api_version.clone()));
+    object.insert("kind".into(), Json::String(unknown.kind.clone()));
+    object.extend(out);
+    let note = (!notes.is_empty()).then(|| notes.join("; "));
+    Ok((Json::Object(object), note))
+}
+
+/// Decodes only the metadata (field 1 of every built-in kind) of a kind caasctl has no schema for.
+fn metadata_only(unknown: &Unknown<'_>, notes: &mut Vec<String>) -> Result<Map<String, Json>, String> {
     let mut out = Map::new();
-    out.insert("apiVersion".into(), Json::String(unknown.api_version.clone()));
-    out.insert("kind".into(), Json::String(unknown.kind.clone()));
-    let full = matches!((unknown.api_version.as_str(), unknown.kind.as_str()), ("v1", "ConfigMap" | "Secret"));
     let mut skipped = Vec::new();
     for field in fields(unknown.raw) {
         let (number, value) = field?;
-        match (unknown.kind.as_str(), number) {
-            (_, 1) => {
-                // Managed fields are left out without a note: they only record which client set
-                // which field, and the API server rebuilds them when the object is applied.
-                let (meta, _managed_fields) = object_meta(value.bytes().unwrap_or_default())?;
-                out.insert("metadata".into(), meta);
-            }
-            ("ConfigMap", 2) if full => insert_map(&mut out, "data", value.bytes().unwrap_or_default(), false)?,
-            ("ConfigMap", 3) if full => insert_map(&mut out, "binaryData", value.bytes().unwrap_or_default(), true)?,
-            ("ConfigMap", 4) | ("Secret", 5) if full => _ = out.insert("immutable".into(), Json::Bool(value.int64().unwrap_or(0) != 0)),
-            ("Secret", 2) if full => insert_map(&mut out, "data", value.bytes().unwrap_or_default(), true)?,
-            ("Secret", 3) if full => _ = out.insert("type".into(), Json::String(value.string().unwrap_or_default())),
-            _ => skipped.push(format!("field {number}")),
+        if number == 1 {
+            let (meta, _managed_fields) = object_meta(value.bytes().unwrap_or_default())?;
+            out.insert("metadata".into(), meta);
+        } else {
+            skipped.push(format!("field {number}"));
         }
     }
-    let note = if skipped.is_empty() {
-        None
-    } else if full {
-        Some(format!("left out {}", skipped.join(", ")))
-    } else {
-        Some(format!(
-            "only apiVersion, kind and metadata of protobuf-encoded {} are decoded; left out {}",
-            unknown.kind,
-            skipped.join(", ")
-        ))
-    };
-    Ok((Json::Object(out), note))
+    notes.push(format!(
+        "{} {} is not in caasctl's schema: only apiVersion, kind and metadata are decoded; left out {}",
+        unknown.api_version,
+        unknown.kind,
+        skipped.join(", ")
+    ));
+    Ok(out)
 }
 
 /// Encodes bytes as standard base64 with padding, as the API server writes `[]byte` fields in JSON.

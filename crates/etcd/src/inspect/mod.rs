@@ -7,8 +7,10 @@
 //! the whole cluster.
 
 pub mod diff;
+pub mod hashkv;
 pub mod k8s;
 pub mod k8s_proto;
+mod k8s_schema;
 pub mod keys;
 pub mod keyvalue;
 pub mod protowire;

@@ -1,7 +1,8 @@
-//! The same file and command operations through the local executor and through OpenSSH to a
-//! private sshd on loopback.
+//! The same file and command operations through the local executor, through OpenSSH to a
+//! private sshd on loopback, and through the pod executor with a stand-in CLI.
 
 use caasctl_restore::exec::{ExecError, Executor, LocalExecutor, PathState};
+use caasctl_restore::pod::{PodExecutor, PodTarget};
 use caasctl_restore::ssh::{SshExecutor, SshTarget};
 use caasctl_testing::sshd::Sshd;
 
@@ -75,4 +76,83 @@ fn ssh_failure_is_an_error() {
         Err(ExecError::Failed { status: 255, .. }) => {}
         other => panic!("expected an ssh failure, got {other:?}"),
     }
+}
+
+/// Builds the pod executor with `tests/fixtures/fake-kubectl` as its CLI. No kubelet here can serve
+/// `exec` (and hollow nodes must not be asked to), so the stand-in records the arguments the
+/// executor renders and runs the command after `--` on this host. What this proves is the
+/// argument list and the stdin, output and status handling, not a real `kubectl exec`.
+///
+/// Each test gets a wrapper that sets the stand-in's log, so that tests running in parallel do
+/// not share one environment variable.
+fn fake_pod_executor(log: &std::path::Path) -> PodExecutor {
+    use std::os::unix::fs::PermissionsExt;
+
+    let wrapper = log.with_extension("sh");
+    let stand_in = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-kubectl");
+    std::fs::write(&wrapper, format!("#!/bin/sh\nFAKE_KUBECTL_LOG='{}' exec '{stand_in}' \"$@\"\n", log.display())).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    PodExecutor::new(PodTarget {
+        namespace: "kube-system".to_owned(),
+        pod: "master-etcd-m0".to_owned(),
+        container: Some("etcd".to_owned()),
+        program: Some(wrapper.display().to_string()),
+        kubeconfig: None,
+    })
+}
+
+/// Returns the argument lists the stand-in recorded, one per call.
+fn recorded_calls(log: &std::path::Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(log).unwrap();
+    text.split("\u{1f}\n")
+        .filter(|call| !call.is_empty())
+        .map(|call| call.split('\u{1f}').map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn pod_executor_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("kubectl.log");
+    let executor = fake_pod_executor(&log);
+    exercise(&executor);
+
+    let calls = recorded_calls(&log);
+    assert!(!calls.is_empty());
+    for call in &calls {
+        let dashes = call.iter().position(|a| a == "--").expect("every call has --");
+        let with_stdin = call[1] == "-i";
+        let head: Vec<&str> = call[..dashes].iter().map(String::as_str).collect();
+        let expected: &[&str] = if with_stdin {
+            &["exec", "-i", "-n", "kube-system", "master-etcd-m0", "-c", "etcd"]
+        } else {
+            &["exec", "-n", "kube-system", "master-etcd-m0", "-c", "etcd"]
+        };
+        assert_eq!(head, expected, "{call:?}");
+        assert_eq!(&call[dashes + 1..dashes + 3], ["sh", "-c"], "{call:?}");
+        assert_eq!(call.len(), dashes + 4, "the script is one argument: {call:?}");
+    }
+    let uploads = calls.iter().filter(|c| c[1] == "-i").count();
+    assert_eq!(uploads, 1, "only the upload passes stdin");
+}
+
+#[test]
+fn pod_executor_archives_member_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("kubectl.log");
+    let etc = dir.path().join("etc-etcd");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::write(etc.join("etcd.conf"), "ETCD_NAME=m0\nETCD_DATA_DIR=/var/lib/etcd\n").unwrap();
+    let spec: caasctl_restore::cluster::MemberSpec = toml::from_str(&format!(
+        "name = 'm0'\nexecutor = 'pod'\nnamespace = 'kube-system'\npod = 'master-etcd-m0'\nconfig_dir = '{}'\nservice = {{ kind = 'systemd', unit = 'etcd' }}\n",
+        etc.display()
+    ))
+    .unwrap();
+    let archives = caasctl_restore::member_config::fetch_member(&spec, &fake_pod_executor(&log)).unwrap();
+    assert_eq!(archives.len(), 1);
+    assert_eq!(archives[0].source, format!("pod:kube-system/master-etcd-m0/etcd:{}", etc.display()));
+    let archive = dir.path().join("m0.tar.gz");
+    std::fs::write(&archive, &archives[0].bytes).unwrap();
+    let conf = caasctl_restore::conf::read_etcd_conf(&archive).unwrap().unwrap();
+    assert_eq!(conf.get("ETCD_NAME").map(String::as_str), Some("m0"));
 }

@@ -34,6 +34,17 @@ pub enum ProviderChoice {
     Aliyun,
 }
 
+impl ProviderChoice {
+    /// Returns the name used on the command line and in journals.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderChoice::Local => "local",
+            ProviderChoice::Openstack => "openstack",
+            ProviderChoice::Aliyun => "aliyun",
+        }
+    }
+}
+
 /// The disk (or hosts) to act on and its backend.
 #[derive(Debug, Clone, Args)]
 pub struct DiskArgs {
@@ -42,12 +53,20 @@ pub struct DiskArgs {
     pub provider: ProviderChoice,
 
     /// Disk: a qcow2 file path (local), a Cinder volume ID (openstack) or an ECS disk ID (aliyun).
-    #[arg(id = "snapshot_disk", long = "disk", value_name = "PATH|ID", required_unless_present = "snapshot_hosts", conflicts_with = "snapshot_hosts")]
+    #[arg(id = "snapshot_disk", long = "disk", value_name = "PATH|ID", required_unless_present_any = ["snapshot_hosts", "snapshot_group"], conflicts_with_all = ["snapshot_hosts", "snapshot_group"])]
     pub disk: Option<String>,
 
-    /// Inventory hosts whose disks to use, as mapped under [cloud.hosts] in caasctl.toml; comma-separated.
-    #[arg(id = "snapshot_hosts", long = "hosts", value_name = "HOST", value_delimiter = ',')]
+    /// Inventory hosts whose disks to use, as mapped under [cloud.hosts] or by host_disks in caasctl.toml; comma-separated.
+    #[arg(id = "snapshot_hosts", long = "hosts", value_name = "HOST", value_delimiter = ',', conflicts_with = "snapshot_group")]
     pub hosts: Vec<String>,
+
+    /// Inventory group whose hosts' disks to use, such as etcd or masters; needs -i.
+    #[arg(id = "snapshot_group", long = "group", value_name = "GROUP", requires = "snapshot_inventory")]
+    pub group: Option<String>,
+
+    /// Ansible inventory file that --group and the hosts' roles are read from.
+    #[arg(id = "snapshot_inventory", short = 'i', long = "inventory", value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
 
     /// caasctl.toml holding the [cloud] section (default ./caasctl.toml, then /etc/caasctl/caasctl.toml).
     #[arg(id = "snapshot_config", long = "config", value_name = "FILE", env = "CAASCTL_CONFIG")]
@@ -91,6 +110,10 @@ pub struct CreateArgs {
     /// Return once the cloud accepted the request, without waiting for the snapshot to complete.
     #[arg(id = "snapshot_no_wait", long = "no-wait")]
     pub no_wait: bool,
+
+    /// Before snapshotting etcd hosts, back up etcd as etcd backup --cluster does, with the [etcd] and [backup] tables of caasctl.toml.
+    #[arg(id = "snapshot_with_etcd_backup", long = "with-etcd-backup")]
+    pub with_etcd_backup: bool,
 
     #[command(flatten)]
     pub wait: WaitArgs,
