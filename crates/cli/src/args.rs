@@ -199,6 +199,17 @@ pub enum BackupsCommand {
 
     /// Remove backups by keep rules (restic's meaning); prints the plan first.
     Prune(crate::commands::etcd_prune::PruneArgs),
+
+    /// Create an age key pair for encrypted backups: the private key into a new file (0600), the public key on stdout.
+    Keygen(KeygenArgs),
+}
+
+/// `etcd backups keygen` options.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// New identity file to write; an existing file is never replaced.
+    #[arg(id = "keygen_identity", long = "identity", value_name = "FILE")]
+    pub identity: PathBuf,
 }
 
 pub use crate::commands::repo_opts::RepoArgs;

@@ -122,6 +122,14 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         if cause.downcast_ref::<crate::commands::repo_opts::OptionsError>().is_some() || cause.downcast_ref::<caasctl_etcd::blob::KeyError>().is_some() {
             return Exit::Usage;
         }
+        // Certificates, keys and the cluster file are the operator's configuration: a mistake in
+        // them is a usage error like a bad flag, whatever the command.
+        if cause.downcast_ref::<TlsError>().is_some() || matches!(cause.downcast_ref::<EtcdError>(), Some(EtcdError::Tls(_))) {
+            return Exit::Usage;
+        }
+        if let Some(caasctl_restore::RestoreError::ClusterFile { .. }) = cause.downcast_ref::<caasctl_restore::RestoreError>() {
+            return Exit::Usage;
+        }
         if cause.downcast_ref::<crate::commands::serve::ServeError>().is_some() {
             return Exit::Usage;
         }

@@ -6,7 +6,7 @@
 
 use caasctl_core::i18n::tr;
 use caasctl_core::Lang;
-use clap::Command;
+use clap::{Arg, ArgAction, Command};
 
 /// Picks the language before the parser runs, so that `--help` and parse errors are localised:
 /// `--lang` on the command line, then `CAASCTL_LANG`, then the locale.
@@ -41,6 +41,16 @@ fn localize_tree(mut command: Command, lang: Lang, path: &str) -> Command {
     let key = if path.is_empty() { "help.cmd.caasctl".to_owned() } else { format!("help.cmd{path}") };
     if let Some(text) = lookup(lang, &key) {
         command = command.about(text);
+    }
+    // clap's own -h and -V flags and its `help` subcommand have English text built in, so in other
+    // languages they are replaced by the same flags with translated help.
+    command = command.disable_help_flag(true).disable_help_subcommand(true).arg(
+        Arg::new("help").short('h').long("help").action(ArgAction::Help).help(tr(lang, "help.flag.help", &[])).help_heading(tr(lang, "help.heading.options", &[])),
+    );
+    if path.is_empty() {
+        command = command.disable_version_flag(true).arg(
+            Arg::new("version").short('V').long("version").action(ArgAction::Version).help(tr(lang, "help.flag.version", &[])).help_heading(tr(lang, "help.heading.options", &[])),
+        );
     }
     command = command
         .help_template(tr(lang, "help.template", &[]))
@@ -117,4 +127,29 @@ mod tests {
     fn localized_tree_still_valid() {
         localize(Cli::command(), Lang::ZhCn).debug_assert();
     }
+}
+
+/// Returns one line in the user's language that says what is wrong with the command line, for
+/// languages other than English; clap's own English message and usage follow it. `None` for
+/// English and for `--help` and `--version`, which are not errors.
+pub fn explain_parse_error(error: &clap::Error, lang: Lang) -> Option<String> {
+    use clap::error::{ContextKind, ErrorKind};
+
+    if lang == Lang::En || !error.use_stderr() {
+        return None;
+    }
+    let context = |kind: ContextKind| error.get(kind).map(ToString::to_string).unwrap_or_default();
+    let arg = context(ContextKind::InvalidArg);
+    let line = match error.kind() {
+        ErrorKind::UnknownArgument => tr(lang, "cli.parse.unknown_argument", &[("arg", &arg)]),
+        ErrorKind::InvalidSubcommand => tr(lang, "cli.parse.unknown_command", &[("name", &context(ContextKind::InvalidSubcommand))]),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            tr(lang, "cli.parse.invalid_value", &[("arg", &arg), ("value", &context(ContextKind::InvalidValue))])
+        }
+        ErrorKind::MissingRequiredArgument => tr(lang, "cli.parse.missing_argument", &[("arg", &arg)]),
+        ErrorKind::ArgumentConflict => tr(lang, "cli.parse.conflict", &[("arg", &arg), ("other", &context(ContextKind::PriorArg))]),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => tr(lang, "cli.parse.missing_command", &[]),
+        _ => tr(lang, "cli.parse.other", &[]),
+    };
+    Some(line)
 }

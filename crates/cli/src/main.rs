@@ -45,6 +45,9 @@ fn main() -> ExitCode {
         Ok(matches) => matches,
         Err(error) => {
             let code = if error.use_stderr() { Exit::Usage } else { Exit::Success };
+            if let Some(line) = help::explain_parse_error(&error, lang) {
+                eprintln!("caasctl: {line}");
+            }
             let _ = error.print();
             return ExitCode::from(code as u8);
         }

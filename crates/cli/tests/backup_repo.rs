@@ -2,6 +2,7 @@
 //! encryption with age, and S3 repositories on a real s3s-fs server, against real etcd started by
 //! the harness on loopback ports.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
@@ -148,10 +149,22 @@ fn encrypted_backup_needs_identity() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let repo = repo.to_str().unwrap();
-    let identity = age::x25519::Identity::generate();
-    let recipient = identity.to_public().to_string();
+    // The key pair comes from caasctl itself: a private file, the public key on stdout.
     let identity_file = dir.path().join("key.txt");
-    std::fs::write(&identity_file, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+    let keygen = caasctl().args(["--lang", "en", "etcd", "backups", "keygen", "--identity"]).arg(&identity_file).output().unwrap();
+    assert!(keygen.status.success(), "keygen: {}", text(&keygen.stderr));
+    let recipient = text(&keygen.stdout).trim().to_owned();
+    assert!(recipient.starts_with("age1"), "public key on stdout: {recipient}");
+    assert!(!text(&keygen.stderr).contains("AGE-SECRET-KEY"), "the private key is never printed");
+    let key_text = std::fs::read_to_string(&identity_file).unwrap();
+    assert_eq!(std::fs::metadata(&identity_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let secret_line = key_text.lines().find(|l| l.starts_with("AGE-SECRET-KEY-")).expect("identity line");
+    let identity: age::x25519::Identity = secret_line.parse().unwrap();
+    assert_eq!(identity.to_public().to_string(), recipient);
+    let again = caasctl().args(["--lang", "en", "etcd", "backups", "keygen", "--identity"]).arg(&identity_file).output().unwrap();
+    assert_eq!(again.status.code(), Some(2), "an existing key file is refused: {}", text(&again.stderr));
+    assert!(text(&again.stderr).contains("already exists"), "{}", text(&again.stderr));
+    assert_eq!(std::fs::read_to_string(&identity_file).unwrap(), key_text, "the existing key is untouched");
     let stranger = age::x25519::Identity::generate();
     let stranger_file = dir.path().join("other.txt");
     std::fs::write(&stranger_file, format!("{}\n", stranger.to_string().expose_secret())).unwrap();

@@ -249,6 +249,21 @@ pub enum KeyError {
         /// The file.
         path: PathBuf,
     },
+    /// `keygen` never replaces an existing file: that would lose the only key to older backups.
+    #[error("{} already exists", path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A new identity file cannot be written.
+    #[error("failed to write {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
     /// No identity of the file matches a recipient of the backup.
     #[error("no identity in {} opens backup {id}", path.display())]
     WrongIdentity {
@@ -266,12 +281,17 @@ impl caasctl_core::Localize for KeyError {
             KeyError::BadRecipient { value } => Message::new("crypt.error.bad_recipient").arg("value", redact_secret(value)),
             KeyError::Read { path, source } => Message::new("crypt.error.read").arg("path", path.display()).arg("reason", source),
             KeyError::NoIdentity { path } => Message::new("crypt.error.no_identity").arg("path", path.display()),
+            KeyError::Exists { path } => Message::new("crypt.error.exists").arg("path", path.display()),
+            KeyError::Write { path, source } => Message::new("crypt.error.write").arg("path", path.display()).arg("reason", source),
             KeyError::WrongIdentity { path, id } => Message::new("crypt.error.wrong_identity").arg("path", path.display()).arg("id", id),
         }
     }
 
     fn hint(&self) -> Option<caasctl_core::Message> {
-        Some(caasctl_core::Message::new("crypt.hint.keys"))
+        match self {
+            KeyError::Exists { .. } => Some(caasctl_core::Message::new("crypt.hint.exists")),
+            _ => Some(caasctl_core::Message::new("crypt.hint.keys")),
+        }
     }
 }
 
@@ -302,6 +322,30 @@ pub fn parse_recipients<S: AsRef<str>>(values: &[S]) -> Result<Vec<age::x25519::
 pub fn read_recipients_file(path: &Path) -> Result<Vec<String>, KeyError> {
     let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect())
+}
+
+/// Writes a new X25519 identity to `path`, readable by its owner only, and returns its public
+/// key (`age1...`), the recipient to put into the configuration. An existing file is refused.
+///
+/// # Errors
+/// [`KeyError::Exists`] or [`KeyError::Write`].
+pub fn generate_identity(path: &Path) -> Result<String, KeyError> {
+    use age::secrecy::ExposeSecret;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let created = caasctl_core::timefmt::rfc3339(caasctl_core::timefmt::now());
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|source| {
+        if source.kind() == io::ErrorKind::AlreadyExists {
+            KeyError::Exists { path: path.to_owned() }
+        } else {
+            KeyError::Write { path: path.to_owned(), source }
+        }
+    })?;
+    let text = format!("# created: {created}\n# public key: {recipient}\n{}\n", identity.to_string().expose_secret());
+    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(|source| KeyError::Write { path: path.to_owned(), source })?;
+    Ok(recipient)
 }
 
 /// Identities that can decrypt a backup, read from an age identity file (`AGE-SECRET-KEY-1...`).

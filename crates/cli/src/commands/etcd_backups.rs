@@ -1,11 +1,11 @@
-//! `caasctl etcd backups list` and `verify`; verify records each result beside the manifest, where
-//! `prune` reads it.
+//! `caasctl etcd backups list`, `verify` and `keygen`; verify records each result beside the
+//! manifest, where `prune` reads it.
 
 use caasctl_core::timefmt;
-use caasctl_etcd::blob::Identities;
+use caasctl_etcd::blob::{generate_identity, Identities};
 use caasctl_etcd::repo::{VerifyRecord, VerifyReport};
 
-use crate::args::{RepoArgs, VerifyArgs};
+use crate::args::{KeygenArgs, RepoArgs, VerifyArgs};
 use crate::context::Context;
 use crate::errors::CliError;
 use crate::output::{human_bytes, print_json, print_text, Table};
@@ -89,4 +89,17 @@ pub async fn verify(args: &VerifyArgs, context: &Context) -> anyhow::Result<Exit
     } else {
         Err(CliError::VerifyFailed { ids: failed }.into())
     }
+}
+
+/// Writes a new age identity file and prints its public key: on stdout, so that it can be piped
+/// into a recipients file, with the advice on stderr.
+pub fn keygen(args: &KeygenArgs, context: &Context) -> anyhow::Result<Exit> {
+    let recipient = generate_identity(&args.identity)?;
+    if context.json() {
+        print_json(&serde_json::json!({ "identity": args.identity, "recipient": recipient }));
+    } else {
+        print_text(&format!("{recipient}\n"));
+    }
+    eprintln!("{}", context.tr("keygen.written", &[("path", &args.identity.display()), ("recipient", &recipient)]));
+    Ok(Exit::Success)
 }

@@ -42,6 +42,7 @@ pub async fn run(command: Command, context: &Context) -> anyhow::Result<Exit> {
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::List(args))) => etcd_backups::list(&args, context).await,
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::Verify(args))) => etcd_backups::verify(&args, context).await,
         Command::Etcd(EtcdCommand::Backups(BackupsCommand::Prune(args))) => etcd_prune::run(&args, context).await,
+        Command::Etcd(EtcdCommand::Backups(BackupsCommand::Keygen(args))) => etcd_backups::keygen(&args, context),
         Command::Etcd(EtcdCommand::Inspect(args)) => etcd_inspect::run(&args, context).await,
         Command::Doctor(args) => doctor::run(&args, context).await,
         Command::Image(command) => image::run(command, context).await,
