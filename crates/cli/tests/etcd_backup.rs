@@ -217,15 +217,17 @@ fn tls_problems_have_clear_messages() {
     assert_eq!(wrong_ca.status.code(), Some(1));
     assert!(text(&wrong_ca.stdout).contains("not signed by the given CA"), "{}", text(&wrong_ca.stdout));
 
+    // A key that does not fit the certificate, or an expired certificate, is a configuration
+    // mistake found before any request: exit code 2.
     let mismatch = health(&pki.ca, &pki.client_cert, &wrong_key, "en");
-    assert_eq!(mismatch.status.code(), Some(1));
+    assert_eq!(mismatch.status.code(), Some(2));
     assert!(text(&mismatch.stderr).contains("does not match certificate"), "{}", text(&mismatch.stderr));
 
     let mismatch_zh = health(&pki.ca, &pki.client_cert, &wrong_key, "zh-CN");
     assert!(text(&mismatch_zh.stderr).contains("不匹配"), "{}", text(&mismatch_zh.stderr));
 
     let expired = health(&pki.ca, &expired_cert, &expired_key, "en");
-    assert_eq!(expired.status.code(), Some(1));
+    assert_eq!(expired.status.code(), Some(2));
     assert!(text(&expired.stderr).contains("expired on"), "{}", text(&expired.stderr));
 }
 

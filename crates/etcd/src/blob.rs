@@ -71,26 +71,35 @@ impl BlobSink for FileSink {
 pub struct HashingWriter<W> {
     /// The wrapped writer.
     pub inner: W,
-    hasher: Sha256,
+    /// `None` when only bytes are counted (see [`StoredWriter::new_hashed_upstream`]).
+    hasher: Option<Sha256>,
     written: u64,
 }
 
 impl<W> HashingWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), written: 0 }
+        HashingWriter { inner, hasher: Some(Sha256::new()), written: 0 }
     }
 
-    /// Returns the byte count and hex SHA-256 of everything written.
+    /// Wraps `inner`, counting bytes without hashing them.
+    fn counting(inner: W) -> Self {
+        HashingWriter { inner, hasher: None, written: 0 }
+    }
+
+    /// Returns the byte count and hex SHA-256 of everything written; the hash is empty for a
+    /// counting writer.
     pub fn digest(&self) -> (u64, String) {
-        (self.written, hex::encode(self.hasher.clone().finalize()))
+        (self.written, self.hasher.clone().map(|h| hex::encode(h.finalize())).unwrap_or_default())
     }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         self.written += n as u64;
         Ok(n)
     }
@@ -174,6 +183,20 @@ impl StoredWriter {
         }
         let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient)).map_err(io::Error::other)?;
         Ok(StoredWriter { stage: Stage::Age(encryptor.wrap_output(hashing)?) })
+    }
+
+    /// Like [`StoredWriter::new`], for a caller that hashes the plaintext itself. A plain file is
+    /// then not hashed a second time: [`StoredWriter::finish`] returns an empty `sha256` for it,
+    /// and the caller's plaintext hash is the stored bytes' hash. An encrypted file is hashed here
+    /// as usual, because its stored bytes differ from the plaintext.
+    ///
+    /// # Errors
+    /// The age header cannot be written.
+    pub fn new_hashed_upstream(sink: Box<dyn BlobSink>, recipients: &[age::x25519::Recipient]) -> io::Result<StoredWriter> {
+        if recipients.is_empty() {
+            return Ok(StoredWriter { stage: Stage::Plain(HashingWriter::counting(sink)) });
+        }
+        StoredWriter::new(sink, recipients)
     }
 
     /// Finishes encryption, commits the sink and returns the stored bytes' digest.

@@ -163,7 +163,7 @@ pub async fn stream_to_sink(
         // The writer is created on its own thread too: the age header goes out at once, and an
         // upload sink must not block a runtime thread.
         let recipients = recipients.to_vec();
-        let writer = std::thread::spawn(move || match StoredWriter::new(sink, &recipients) {
+        let writer = std::thread::spawn(move || match StoredWriter::new_hashed_upstream(sink, &recipients) {
             Ok(writer) => write_chunks(writer, receiver),
             Err(error) => Err(error),
         });
@@ -266,7 +266,11 @@ fn write_chunks(mut writer: StoredWriter, receiver: mpsc::Receiver<Chunk>) -> st
         writer.abort();
         return Ok(Written::Mismatch(digest));
     }
-    let stored = writer.finish()?;
+    let mut stored = writer.finish()?;
+    // A plain snapshot is stored as received, so the file hash above is the stored bytes' hash.
+    if stored.sha256.is_empty() {
+        stored.sha256.clone_from(&digest.file_sha256);
+    }
     Ok(Written::Stored(digest, stored))
 }
 

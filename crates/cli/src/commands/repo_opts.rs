@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use caasctl_etcd::blob::read_recipients_file;
 use caasctl_etcd::s3::S3Options;
 use caasctl_etcd::store::Repository;
@@ -84,11 +83,10 @@ pub struct BackupConfig {
 /// The file cannot be read or the table is invalid.
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<BackupConfig> {
     let Some(path) = path else { return Ok(BackupConfig::default()) };
-    let text = std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
-    let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let mut table = read_config_file(path)?;
     match table.remove("backup") {
         None => Ok(BackupConfig::default()),
-        Some(value) => value.try_into().with_context(|| format!("invalid [backup] table in {}", path.display())),
+        Some(value) => Ok(config_table(path, "backup", value)?),
     }
 }
 
@@ -175,17 +173,61 @@ impl EncryptArgs {
 pub enum OptionsError {
     /// Encryption was requested but no recipient was given.
     NoRecipients,
+    /// The configuration file cannot be read.
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The configuration file is not TOML, or one of its tables has wrong fields.
+    ConfigInvalid {
+        /// The file.
+        path: PathBuf,
+        /// The table, such as `[backup]`, or empty for the whole file.
+        table: String,
+        /// The parser's explanation, with line and column.
+        reason: String,
+    },
+}
+
+/// Reads a caasctl.toml and returns its top-level tables.
+///
+/// # Errors
+/// [`OptionsError::ConfigRead`] or [`OptionsError::ConfigInvalid`].
+pub fn read_config_file(path: &Path) -> Result<toml::Table, OptionsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| OptionsError::ConfigRead { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|e| OptionsError::ConfigInvalid { path: path.to_owned(), table: String::new(), reason: e.to_string() })
+}
+
+/// Turns the table `name` of a config file into `T`.
+///
+/// # Errors
+/// [`OptionsError::ConfigInvalid`] naming the table.
+pub fn config_table<T: serde::de::DeserializeOwned>(path: &Path, name: &str, value: toml::Value) -> Result<T, OptionsError> {
+    value.try_into().map_err(|e: toml::de::Error| OptionsError::ConfigInvalid { path: path.to_owned(), table: format!("[{name}]"), reason: e.to_string() })
 }
 
 impl caasctl_core::Localize for OptionsError {
     fn message(&self) -> caasctl_core::Message {
         match self {
             OptionsError::NoRecipients => caasctl_core::Message::new("crypt.error.no_recipients"),
+            OptionsError::ConfigRead { path, source } => caasctl_core::Message::new("config.error.read").arg("path", path.display()).arg("reason", source),
+            OptionsError::ConfigInvalid { path, table, reason } if table.is_empty() => {
+                caasctl_core::Message::new("config.error.syntax").arg("path", path.display()).arg("reason", reason.trim_end())
+            }
+            OptionsError::ConfigInvalid { path, table, reason } => {
+                caasctl_core::Message::new("config.error.table").arg("path", path.display()).arg("table", table).arg("reason", reason.trim_end())
+            }
         }
     }
 
     fn hint(&self) -> Option<caasctl_core::Message> {
-        Some(caasctl_core::Message::new("crypt.hint.keys"))
+        match self {
+            OptionsError::NoRecipients => Some(caasctl_core::Message::new("crypt.hint.keys")),
+            OptionsError::ConfigRead { .. } => Some(caasctl_core::Message::new("config.hint.read")),
+            OptionsError::ConfigInvalid { .. } => Some(caasctl_core::Message::new("config.hint.invalid")),
+        }
     }
 }
 

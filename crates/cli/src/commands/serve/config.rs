@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use caasctl_etcd::retention::Policy;
 
 /// Address of the HTTP endpoint when the configuration names none.
@@ -119,11 +118,9 @@ impl ServeConfig {
     /// # Errors
     /// The file cannot be read, has no `[serve]` table, or the table is invalid.
     pub fn load(path: &Path) -> anyhow::Result<ServeConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
-        let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+        let mut table = crate::commands::repo_opts::read_config_file(path)?;
         let value = table.remove("serve").ok_or_else(|| ServeError::NoTable { path: path.to_owned() })?;
-        let config: ServeConfig = value.try_into().with_context(|| format!("invalid [serve] table in {}", path.display()))?;
-        Ok(config)
+        Ok(crate::commands::repo_opts::config_table(path, "serve", value)?)
     }
 
     /// Parses the listen address.
