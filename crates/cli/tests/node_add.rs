@@ -266,7 +266,7 @@ fn node_add_without_yes_needs_terminal() {
 }
 
 #[test]
-fn node_add_failed_playbook_keeps_new_group() {
+fn node_add_failed_playbook_resumes() {
     if !ansible_available("ansible-playbook") {
         return;
     }
@@ -298,6 +298,27 @@ fn node_add_failed_playbook_keeps_new_group() {
     assert_eq!(operation["status"], "failed", "{listed}");
     assert_eq!(operation["steps_done"], 1, "{listed}");
     assert_eq!(operation["next_step"], "2.playbook", "{listed}");
+
+    // The operator fixes the host and resumes: the playbook runs again on [new_nodes], and the
+    // host moves into [nodes].
+    let id = operation["id"].as_str().expect("operation id").to_owned();
+    setup.write(&setup.read().replace(" fail_scaleup='true'", ""));
+    let resumed = setup.caasctl().args(["ops", "resume", &id]).output().unwrap();
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains("2.playbook"), "the resume names its first step: {}", stderr(&resumed));
+    let marker = std::fs::read_to_string(setup.markers().join("node4.example.com.node")).expect("the playbook ran again for node4");
+    assert_eq!(marker, "node-config-compute\n");
+    let finished = before.replace("etcd\n\n[OSEv3:vars]", "etcd\nnew_nodes\n\n[OSEv3:vars]").replace(
+        "node1.example.com openshift_node_group_name='node-config-compute'\n",
+        "node1.example.com openshift_node_group_name='node-config-compute'\nnode4.example.com openshift_node_group_name='node-config-compute'\n\n[new_nodes]\n",
+    );
+    assert_eq!(setup.read(), finished, "node4 is in [nodes] and [new_nodes] is empty");
+
+    let listed = setup.caasctl().args(["-o", "json", "ops", "list"]).output().unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("stdout is JSON");
+    assert_eq!(listed[0]["status"], "succeeded", "{listed}");
+    let again = setup.caasctl().args(["ops", "resume", &id]).output().unwrap();
+    assert_eq!(again.status.code(), Some(1), "a finished operation is not resumed twice: {}", stderr(&again));
 }
 
 #[test]
