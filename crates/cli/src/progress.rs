@@ -106,3 +106,51 @@ pub(crate) fn step_line(context: &crate::context::Context, key: &'static str, st
     };
     eprintln!("{line}");
 }
+
+/// Runs the steps of a journaled procedure in order. A step in `done` (finished by an earlier
+/// run) is skipped; every other one is written to the journal before and after it runs, with the
+/// note `run` returns for it. The first failure is journaled, ends the operation as failed, and
+/// comes back with `resume_hint` (which names `caasctl ops resume`) as context. Success ends
+/// the operation as succeeded.
+///
+/// # Errors
+/// The first step that fails, or a journal write that fails.
+pub async fn run_journaled_steps<S>(
+    journal: &caasctl_restore::journal::Journal,
+    operation: &str,
+    done: &std::collections::HashSet<String>,
+    steps: impl IntoIterator<Item = (String, S)>,
+    context: &Context,
+    resume_hint: &str,
+    mut run: impl AsyncFnMut(S) -> anyhow::Result<Option<String>>,
+) -> anyhow::Result<()> {
+    for (id, step) in steps {
+        if done.contains(&id) {
+            step_line(context, "restore.run.skipped", &id, None);
+            continue;
+        }
+
+        journal.step_started(&id)?;
+        step_line(context, "restore.run.started", &id, None);
+        let started = Instant::now();
+        match run(step).await {
+            Ok(note) => {
+                journal.step_finished(&id, note.clone())?;
+                tracing::info!(step = %id, elapsed_ms = started.elapsed().as_millis() as u64, "step finished");
+                step_line(context, "restore.run.finished", &id, Some((started.elapsed(), note)));
+            }
+            Err(error) => {
+                let text = format!("{error:#}");
+                journal.step_failed(&id, &text)?;
+                journal.finish(false)?;
+                if context.progress && !context.json() {
+                    eprintln!("{}", context.tr("restore.run.failed", &[("step", &id), ("error", &text)]));
+                }
+                return Err(error.context(format!("operation {operation}: {resume_hint}")));
+            }
+        }
+    }
+
+    journal.finish(true)?;
+    Ok(())
+}

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use caasctl_core::{Lang, Localize};
@@ -19,9 +19,9 @@ use caasctl_nodes::cluster::{self, KubeNodes, FLUENTD_LABEL};
 use caasctl_nodes::playbook::{self, PlaybookRun};
 use caasctl_restore::journal::{state_dir, Journal};
 use caasctl_restore::procedure::{Procedure, ProcedureOperation, ProcedureStep};
-use tracing::{info, Instrument};
+use tracing::Instrument;
 
-use crate::progress::step_line;
+use crate::progress::run_journaled_steps;
 use crate::context::Context;
 use crate::output::{print_json, print_text};
 use crate::Exit;
@@ -184,35 +184,8 @@ async fn run(procedure: &Procedure, body: &AddBody, journal: &Journal, done: &Ha
         if body.plan.registers_nodes && body.kubeconfig.is_none() {
             outcome.warnings.push(context.tr("node.warn.no_kubeconfig", &[]));
         }
-        for (id, step) in steps(body) {
-            if done.contains(&id) {
-                step_line(context, "restore.run.skipped", &id, None);
-                continue;
-            }
-
-            journal.step_started(&id)?;
-            step_line(context, "restore.run.started", &id, None);
-            let started = Instant::now();
-            match run_step(body, step, &mut outcome, context).await {
-                Ok(note) => {
-                    journal.step_finished(&id, note.clone())?;
-                    info!(step = %id, elapsed_ms = started.elapsed().as_millis() as u64, "step finished");
-                    step_line(context, "restore.run.finished", &id, Some((started.elapsed(), note)));
-                }
-                Err(error) => {
-                    let text = format!("{error:#}");
-                    journal.step_failed(&id, &text)?;
-                    journal.finish(false)?;
-                    if context.progress && !context.json() {
-                        eprintln!("{}", context.tr("restore.run.failed", &[("step", &id), ("error", &text)]));
-                    }
-                    let hint = context.tr("node.add.resume_hint", &[("id", &procedure.id)]);
-                    return Err(error.context(format!("operation {}: {hint}", procedure.id)));
-                }
-            }
-        }
-
-        journal.finish(true)?;
+        let hint = context.tr("node.add.resume_hint", &[("id", &procedure.id)]);
+        run_journaled_steps(journal, &procedure.id, done, steps(body), context, &hint, async |step| run_step(body, step, &mut outcome, context).await).await?;
         Ok(outcome)
     }
     .instrument(span)

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use caasctl_core::Lang;
@@ -16,13 +16,13 @@ use caasctl_nodes::drain::{self, DrainPlan, PlannedPod};
 use caasctl_nodes::node_object;
 use caasctl_restore::journal::{state_dir, Journal};
 use caasctl_restore::procedure::{Procedure, ProcedureOperation, ProcedureStep};
-use tracing::{info, Instrument};
+use tracing::Instrument;
 
 use super::node_remove::{self, Removal, RemoveSettings};
 use crate::context::Context;
 use crate::output::{print_json, print_text};
 use crate::Exit;
-use crate::progress::step_line;
+use crate::progress::run_journaled_steps;
 
 /// Operation kind of a journaled node removal.
 pub const KIND: &str = "node-remove";
@@ -196,35 +196,8 @@ async fn run(
     let span = tracing::info_span!("node.remove", operation = %procedure.id, node = %body.node);
     async move {
         let mut backups = Vec::new();
-        for (id, step) in steps(body) {
-            if done.contains(&id) {
-                step_line(context, "restore.run.skipped", &id, None);
-                continue;
-            }
-
-            journal.step_started(&id)?;
-            step_line(context, "restore.run.started", &id, None);
-            let started = Instant::now();
-            match run_step(client, body, step, drain, &mut backups, context).await {
-                Ok(note) => {
-                    journal.step_finished(&id, note.clone())?;
-                    info!(step = %id, elapsed_ms = started.elapsed().as_millis() as u64, "step finished");
-                    step_line(context, "restore.run.finished", &id, Some((started.elapsed(), note)));
-                }
-                Err(error) => {
-                    let text = format!("{error:#}");
-                    journal.step_failed(&id, &text)?;
-                    journal.finish(false)?;
-                    if context.progress && !context.json() {
-                        eprintln!("{}", context.tr("restore.run.failed", &[("step", &id), ("error", &text)]));
-                    }
-                    let hint = context.tr("node.remove.resume_hint", &[("id", &procedure.id)]);
-                    return Err(error.context(format!("operation {}: {hint}", procedure.id)));
-                }
-            }
-        }
-
-        journal.finish(true)?;
+        let hint = context.tr("node.remove.resume_hint", &[("id", &procedure.id)]);
+        run_journaled_steps(journal, &procedure.id, done, steps(body), context, &hint, async |step| run_step(client, body, step, drain, &mut backups, context).await).await?;
         Ok(backups)
     }
     .instrument(span)

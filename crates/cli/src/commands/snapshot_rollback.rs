@@ -17,13 +17,12 @@ use caasctl_cloud::wait::WaitOptions;
 use caasctl_cloud::SnapshotProvider;
 use caasctl_restore::journal::{state_dir, Journal};
 use caasctl_restore::procedure::{Procedure, ProcedureOperation, ProcedureStep};
-use tracing::info;
 
 use super::snapshot::{args::ProviderChoice, build_provider_from, percent_reporter};
 use crate::context::Context;
 use crate::output::{print_json, print_text};
 use crate::Exit;
-use crate::progress::step_line;
+use crate::progress::run_journaled_steps;
 
 /// Operation kind of a journaled disk rollback.
 pub const KIND: &str = "snapshot-rollback";
@@ -100,40 +99,19 @@ async fn run(
     let progress = percent_reporter(context);
     let mut safety_copy = None;
 
-    for (index, step) in plan.steps.iter().enumerate() {
-        let id = step_id(index, step);
-        if done.contains(&id) {
-            step_line(context, "restore.run.skipped", &id, None);
-            continue;
+    let hint = context.tr("cluster_backup.rollback.resume", &[("id", &procedure.id)]);
+    let steps = plan.steps.iter().enumerate().map(|(index, step)| (step_id(index, step), index));
+    run_journaled_steps(journal, &procedure.id, done, steps, context, &hint, async |index| {
+        let copy = run_plan_step(provider, plan, index, retry, body.wait(), progress.as_ref()).await?;
+        let note = copy.as_ref().map(|c| format!("safety copy {} (ID {})", c.name, c.id));
+        if copy.is_some() {
+            safety_copy = copy;
         }
-        journal.step_started(&id)?;
-        step_line(context, "restore.run.started", &id, None);
-        let step_started = Instant::now();
-        match run_plan_step(provider, plan, index, retry, body.wait(), progress.as_ref()).await {
-            Ok(copy) => {
-                let note = copy.as_ref().map(|c| format!("safety copy {} (ID {})", c.name, c.id));
-                if copy.is_some() {
-                    safety_copy = copy;
-                }
-                journal.step_finished(&id, note.clone())?;
-                info!(step = %id, elapsed_ms = step_started.elapsed().as_millis() as u64, "step finished");
-                step_line(context, "restore.run.finished", &id, Some((step_started.elapsed(), note)));
-            }
-            Err(error) => {
-                let text = caasctl_core::error::chain_text(&error);
-                journal.step_failed(&id, &text)?;
-                journal.finish(false)?;
-                if context.progress && !context.json() {
-                    eprintln!("{}", context.tr("restore.run.failed", &[("step", &id), ("error", &text)]));
-                }
-                let hint = context.tr("cluster_backup.rollback.resume", &[("id", &procedure.id)]);
-                return Err(anyhow::Error::new(error).context(format!("operation {}: {hint}", procedure.id)));
-            }
-        }
-    }
+        Ok(note)
+    })
+    .await?;
 
     let disk_after = provider.describe_disk(&plan.disk.id).await?;
-    journal.finish(true)?;
     let safety_copy = match safety_copy {
         Some(copy) => copy,
         None => find_safety_copy(provider, plan).await,
