@@ -20,6 +20,8 @@ pub struct Context {
     pub stderr_tty: bool,
     /// Whether stdin is a terminal, so the user can be asked.
     pub stdin_tty: bool,
+    /// `-q`: only errors on stderr, no warnings.
+    pub quiet: bool,
 }
 
 impl Context {
@@ -32,6 +34,7 @@ impl Context {
             progress: !global.no_progress && !global.quiet,
             stderr_tty: std::io::stderr().is_terminal(),
             stdin_tty: std::io::stdin().is_terminal(),
+            quiet: global.quiet,
         }
     }
 
@@ -60,7 +63,9 @@ pub fn init_tracing(global: &GlobalArgs, service: bool) {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,caasctl={own},caasctl_etcd={own},caasctl_core={own},caasctl_restore={own}")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    // Colour codes only on a terminal, so that logs redirected to a file stay plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(ansi);
     if global.output == OutputFormat::Json || service {
         let _ = builder.json().try_init();
     } else {

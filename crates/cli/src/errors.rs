@@ -93,10 +93,13 @@ pub fn print(error: &anyhow::Error, context: &Context) {
     match shown {
         Some((message, hint)) => {
             eprintln!("caasctl: {prefix}{}", message.render(context.lang));
-            let english = message.render(Lang::En);
-            for line in &lines {
-                if !english.contains(line.as_str()) {
+            // Each cause usually repeats the text of the causes under it, so a line already
+            // contained in the message or in a printed line adds nothing.
+            let mut printed = vec![message.render(Lang::En)];
+            for line in lines {
+                if !printed.iter().any(|shown| shown.contains(line.as_str())) {
                     eprintln!("  {line}");
+                    printed.push(line);
                 }
             }
             if let Some(hint) = hint {
@@ -107,44 +110,73 @@ pub fn print(error: &anyhow::Error, context: &Context) {
     }
 }
 
-/// Picks the exit code for an error.
+/// Picks the exit code for an error: [`Exit::Usage`] when any cause is a mistake in the command
+/// line or the configuration it names, [`Exit::Failure`] otherwise.
 pub fn exit_code(error: &anyhow::Error) -> Exit {
-    for cause in error.chain() {
-        if let Some(CliError::NoEndpointSource) = cause.downcast_ref::<CliError>() {
-            return Exit::Usage;
-        }
-        if let Some(EtcdError::InvalidEndpoint { .. } | EtcdError::NoEndpoints) = cause.downcast_ref::<EtcdError>() {
-            return Exit::Usage;
-        }
-        if cause.downcast_ref::<crate::commands::snapshot::SnapshotCliError>().is_some() {
-            return Exit::Usage;
-        }
-        if cause.downcast_ref::<crate::commands::repo_opts::OptionsError>().is_some() || cause.downcast_ref::<caasctl_etcd::blob::KeyError>().is_some() {
-            return Exit::Usage;
-        }
-        // Certificates, keys and the cluster file are the operator's configuration: a mistake in
-        // them is a usage error like a bad flag, whatever the command.
-        if cause.downcast_ref::<TlsError>().is_some() || matches!(cause.downcast_ref::<EtcdError>(), Some(EtcdError::Tls(_))) {
-            return Exit::Usage;
-        }
-        if let Some(caasctl_restore::RestoreError::ClusterFile { .. }) = cause.downcast_ref::<caasctl_restore::RestoreError>() {
-            return Exit::Usage;
-        }
-        if cause.downcast_ref::<crate::commands::serve::ServeError>().is_some() {
-            return Exit::Usage;
-        }
-        if let Some(caasctl_etcd::fetch::FetchError::NeedsIdentity { .. }) = cause.downcast_ref::<caasctl_etcd::fetch::FetchError>() {
-            return Exit::Usage;
-        }
-        if let Some(caasctl_cloud::CloudError::Config { .. } | caasctl_cloud::CloudError::Credential { .. }) = cause.downcast_ref::<caasctl_cloud::CloudError>() {
-            return Exit::Usage;
-        }
+    if error.chain().any(is_usage) {
+        Exit::Usage
+    } else {
+        Exit::Failure
     }
-    if error.chain().filter_map(|cause| cause.downcast_ref::<caasctl_kube::VolumeError>()).any(caasctl_kube::VolumeError::is_usage) {
-        return Exit::Usage;
+}
+
+/// Returns true for a cause that is the operator's input: a bad flag value, a file named on the
+/// command line that is missing or invalid, a certificate or key that cannot be used, or missing
+/// credentials. Variants that wrap another error transparently are looked into, because
+/// `source()` of such a variant skips the wrapped error itself.
+fn is_usage(cause: &(dyn std::error::Error + 'static)) -> bool {
+    use caasctl_etcd::store::StoreError;
+    use caasctl_restore::RestoreError;
+
+    if let Some(error) = cause.downcast_ref::<BackupError>() {
+        return match error {
+            BackupError::Etcd(inner) => is_usage(inner),
+            BackupError::Repo(inner) => is_usage(inner),
+            BackupError::Store(inner) => is_usage(inner),
+            BackupError::Key(inner) => is_usage(inner),
+            BackupError::Config { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        };
     }
-    if error.chain().filter_map(|cause| cause.downcast_ref::<caasctl_volume::VolumeBackupError>()).any(caasctl_volume::VolumeBackupError::is_usage) {
-        return Exit::Usage;
+    if let Some(error) = cause.downcast_ref::<RestoreError>() {
+        return match error {
+            RestoreError::Repo(inner) => is_usage(inner),
+            RestoreError::Etcd(inner) => is_usage(inner),
+            RestoreError::ClusterFile { .. } | RestoreError::BadMember { .. } => true,
+            _ => false,
+        };
     }
-    Exit::Failure
+    if let Some(error) = cause.downcast_ref::<EtcdError>() {
+        return matches!(
+            error,
+            EtcdError::InvalidEndpoint { .. } | EtcdError::NoEndpoints | EtcdError::Tls(_) | EtcdError::ReadFile { .. } | EtcdError::StaticPod { .. } | EtcdError::ConfNoClientUrls { .. }
+        );
+    }
+    if let Some(error) = cause.downcast_ref::<StoreError>() {
+        return error.is_usage();
+    }
+    if let Some(error) = cause.downcast_ref::<RepoError>() {
+        return error.is_usage();
+    }
+    if let Some(error) = cause.downcast_ref::<caasctl_inventory::InventoryError>() {
+        return error.is_usage();
+    }
+    if let Some(error) = cause.downcast_ref::<caasctl_cloud::CloudError>() {
+        return matches!(error, caasctl_cloud::CloudError::Config { .. } | caasctl_cloud::CloudError::Credential { .. });
+    }
+    if let Some(error) = cause.downcast_ref::<caasctl_etcd::fetch::FetchError>() {
+        return matches!(error, caasctl_etcd::fetch::FetchError::NeedsIdentity { .. });
+    }
+    if let Some(error) = cause.downcast_ref::<caasctl_kube::VolumeError>() {
+        return error.is_usage();
+    }
+    if let Some(error) = cause.downcast_ref::<caasctl_volume::VolumeBackupError>() {
+        return error.is_usage();
+    }
+    matches!(cause.downcast_ref::<CliError>(), Some(CliError::NoEndpointSource))
+        || cause.downcast_ref::<TlsError>().is_some()
+        || cause.downcast_ref::<crate::commands::snapshot::SnapshotCliError>().is_some()
+        || cause.downcast_ref::<crate::commands::repo_opts::OptionsError>().is_some()
+        || cause.downcast_ref::<caasctl_etcd::blob::KeyError>().is_some()
+        || cause.downcast_ref::<crate::commands::serve::ServeError>().is_some()
 }

@@ -42,9 +42,10 @@ fn localize_tree(mut command: Command, lang: Lang, path: &str) -> Command {
     if let Some(text) = lookup(lang, &key) {
         command = command.about(text);
     }
-    // clap's own -h and -V flags and its `help` subcommand have English text built in, so in other
-    // languages they are replaced by the same flags with translated help.
-    command = command.disable_help_flag(true).disable_help_subcommand(true).arg(
+    // clap's own -h and -V flags have English text built in, so in other languages they are
+    // replaced by the same flags with translated help.
+    // NOTE: clap's `help` subcommand keeps its English description; it is built after this point.
+    command = command.disable_help_flag(true).arg(
         Arg::new("help").short('h').long("help").action(ArgAction::Help).help(tr(lang, "help.flag.help", &[])).help_heading(tr(lang, "help.heading.options", &[])),
     );
     if path.is_empty() {

@@ -78,7 +78,10 @@ fn main() -> ExitCode {
         }
         tokio::select! {
             result = commands::run(cli.command, &context) => result,
-            _ = tokio::signal::ctrl_c() => Ok(Exit::Interrupted),
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("caasctl: {}", context.tr("cli.interrupted", &[]));
+                Ok(Exit::Interrupted)
+            }
         }
     });
     match outcome {

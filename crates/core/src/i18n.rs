@@ -38,13 +38,15 @@ impl Lang {
         }
     }
 
-    /// Picks the language from the environment the way gettext does: `LC_ALL`, then `LC_MESSAGES`,
-    /// then `LANG`; English when none of them names a language.
+    /// Picks the language from the environment as POSIX locales do: the first of `LC_ALL`,
+    /// `LC_MESSAGES` and `LANG` that is set and not empty decides, so `LC_ALL=C` selects English
+    /// whatever `LANG` says. English when none is set.
     pub fn from_env() -> Lang {
         ["LC_ALL", "LC_MESSAGES", "LANG"]
             .iter()
             .filter_map(|name| std::env::var(name).ok())
-            .find_map(|value| Lang::from_locale(&value))
+            .find(|value| !value.trim().is_empty())
+            .and_then(|value| Lang::from_locale(&value))
             .unwrap_or(Lang::En)
     }
 

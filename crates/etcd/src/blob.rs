@@ -313,6 +313,8 @@ impl caasctl_core::Localize for KeyError {
     fn hint(&self) -> Option<caasctl_core::Message> {
         match self {
             KeyError::Exists { .. } => Some(caasctl_core::Message::new("crypt.hint.exists")),
+            KeyError::WrongIdentity { .. } => Some(caasctl_core::Message::new("crypt.hint.wrong_identity")),
+            KeyError::Write { .. } => Some(caasctl_core::Message::new("crypt.hint.write")),
             _ => Some(caasctl_core::Message::new("crypt.hint.keys")),
         }
     }

@@ -81,9 +81,18 @@ impl ClusterAccess {
         let text = read(path)?;
         let invalid = |reason: String| EtcdError::StaticPod { path: path.to_owned(), reason };
         let flags = static_pod_etcd_flags(&text).map_err(invalid)?;
-        let urls = flags
-            .get("advertise-client-urls")
-            .ok_or_else(|| invalid("the etcd container passes no --advertise-client-urls; if it reads /etc/etcd/etcd.conf, use --etcd-conf".to_owned()))?;
+        let Some(urls) = flags.get("advertise-client-urls") else {
+            // openshift-ansible 3.x runs etcd as `sh -c "source /etc/etcd/etcd.conf && exec etcd"`:
+            // the settings are in the sourced file, and flags the script passes override them.
+            let words = etcd_container_words(&text).map_err(invalid)?;
+            let conf = sourced_file(&words).ok_or_else(|| invalid("the etcd container passes no --advertise-client-urls and sources no etcd.conf; use --etcd-conf or --endpoints".to_owned()))?;
+            let mut access = ClusterAccess::from_etcd_conf(&conf)?;
+            let flag_file = |name: &str| flags.get(name).map(PathBuf::from);
+            access.tls.cacert = flag_file("trusted-ca-file").or(access.tls.cacert);
+            access.tls.cert = flag_file("cert-file").or(access.tls.cert);
+            access.tls.key = flag_file("key-file").or(access.tls.key);
+            return Ok(access);
+        };
         Ok(ClusterAccess {
             endpoints: split_urls(urls)?,
             tls: TlsFiles {
@@ -104,6 +113,18 @@ impl ClusterAccess {
 /// The text is not YAML or has no container named `etcd` (a pod with one container is taken as
 /// etcd's); the message names the problem.
 pub fn static_pod_etcd_flags(text: &str) -> Result<HashMap<String, String>, String> {
+    Ok(parse_flags(&etcd_container_words(text)?))
+}
+
+/// Returns the file a shell script sources (`source FILE` or `. FILE`) among the words of the
+/// etcd container's command.
+fn sourced_file(words: &[String]) -> Option<PathBuf> {
+    words.windows(2).find(|pair| matches!(pair[0].as_str(), "source" | ".")).map(|pair| PathBuf::from(pair[1].trim_end_matches(';').trim_end_matches("&&")))
+}
+
+/// Returns the words of the etcd container's `command` and `args`, split on whitespace with
+/// quotes removed, so that flags inside `sh -c` scripts are found too.
+fn etcd_container_words(text: &str) -> Result<Vec<String>, String> {
     let pod: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     let containers = pod
         .get("spec")
@@ -124,7 +145,7 @@ pub fn static_pod_etcd_flags(text: &str) -> Result<HashMap<String, String>, Stri
             }
         }
     }
-    Ok(parse_flags(&words))
+    Ok(words)
 }
 
 fn read(path: &Path) -> Result<String, EtcdError> {
@@ -279,6 +300,24 @@ spec:
         assert_eq!(access.tls.cacert.as_deref(), Some(Path::new("/etc/etcd/ca.crt")));
         assert_eq!(access.tls.cert.as_deref(), Some(Path::new("/etc/etcd/peer.crt")));
         assert_eq!(access.tls.key.as_deref(), Some(Path::new("/etc/etcd/peer.key")));
+    }
+
+    #[test]
+    fn static_pod_sourcing_etcd_conf() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("etcd.conf");
+        std::fs::write(&conf, "ETCD_ADVERTISE_CLIENT_URLS=https://10.0.0.1:2379\nETCD_TRUSTED_CA_FILE=/etc/etcd/ca.crt\nETCD_CERT_FILE=/etc/etcd/server.crt\nETCD_KEY_FILE=/etc/etcd/server.key\n").unwrap();
+        let path = dir.path().join("etcd.yaml");
+        let manifest = format!(
+            "spec:\n  containers:\n  - name: etcd\n    command: [/bin/sh, -c]\n    args:\n    - |\n      #!/bin/sh\n      set -o allexport\n      source {}\n      exec etcd --cert-file=/override/client.crt\n",
+            conf.display()
+        );
+        std::fs::write(&path, manifest).unwrap();
+        let access = ClusterAccess::from_static_pod(&path).unwrap();
+        assert_eq!(access.endpoints, vec!["https://10.0.0.1:2379".to_owned()]);
+        assert_eq!(access.tls.cacert.as_deref(), Some(Path::new("/etc/etcd/ca.crt")));
+        assert_eq!(access.tls.cert.as_deref(), Some(Path::new("/override/client.crt")), "a flag overrides the sourced file");
+        assert_eq!(access.tls.key.as_deref(), Some(Path::new("/etc/etcd/server.key")));
     }
 
     #[test]

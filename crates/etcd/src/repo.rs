@@ -75,6 +75,14 @@ pub enum RepoError {
     },
 }
 
+impl RepoError {
+    /// Returns true for a repository path that does not exist, which is a mistake in the
+    /// command line rather than a failure.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, RepoError::Missing { .. })
+    }
+}
+
 impl Localize for RepoError {
     fn message(&self) -> Message {
         match self {

@@ -75,6 +75,12 @@ pub enum S3Error {
         /// The URL given.
         url: String,
     },
+    /// The endpoint is not an http or https URL with a host.
+    #[error("invalid S3 endpoint {value}")]
+    BadEndpoint {
+        /// The value given.
+        value: String,
+    },
     /// No credentials were found.
     #[error("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or write a credentials file")]
     NoCredentials,
@@ -103,7 +109,7 @@ impl S3Error {
                     || text.contains("InvalidAccessKeyId")
             }
             S3Error::NoCredentials => true,
-            S3Error::BadUrl { .. } => false,
+            S3Error::BadUrl { .. } | S3Error::BadEndpoint { .. } => false,
         }
     }
 }
@@ -182,6 +188,30 @@ pub fn parse_url(url: &str) -> Result<(String, String), S3Error> {
     Ok((bucket.to_owned(), prefix.trim_matches('/').to_owned()))
 }
 
+/// Returns the endpoint URL to hand to object_store and whether requests use path-style
+/// addressing. object_store sends virtual-hosted requests to a custom endpoint as it is, so
+/// that endpoint must already name the bucket: `https://oss.example.com` becomes
+/// `https://BUCKET.oss.example.com`. An endpoint whose host is an IP address or `localhost`
+/// cannot carry a bucket name, so it is always addressed path-style, as the AWS SDKs do.
+fn endpoint_for(endpoint: &str, bucket: &str, path_style: bool) -> Result<(String, bool), S3Error> {
+    let bad = || S3Error::BadEndpoint { value: endpoint.to_owned() };
+    let url = url::Url::parse(endpoint).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad());
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(host)) if !host.eq_ignore_ascii_case("localhost") => host.to_owned(),
+        Some(_) => return Ok((endpoint.trim_end_matches('/').to_owned(), true)),
+        None => return Err(bad()),
+    };
+    if path_style || host.starts_with(&format!("{bucket}.")) {
+        return Ok((endpoint.trim_end_matches('/').to_owned(), path_style));
+    }
+    let mut hosted = url.clone();
+    hosted.set_host(Some(&format!("{bucket}.{host}"))).map_err(|_| bad())?;
+    Ok((hosted.as_str().trim_end_matches('/').to_owned(), false))
+}
+
 impl ObjectRepo {
     /// Connects to `s3://BUCKET/PREFIX`. No request is sent yet.
     ///
@@ -191,18 +221,25 @@ impl ObjectRepo {
         let (bucket, prefix) = parse_url(url)?;
         let credentials = credentials().ok_or(S3Error::NoCredentials)?;
         let region = options.region.clone().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".to_owned());
+        let (endpoint, path_style) = match &options.endpoint {
+            Some(endpoint) => {
+                let (endpoint, path_style) = endpoint_for(endpoint, &bucket, options.path_style)?;
+                (Some(endpoint), path_style)
+            }
+            None => (None, options.path_style),
+        };
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&bucket)
             .with_region(region)
             .with_access_key_id(credentials.key_id)
             .with_secret_access_key(credentials.secret)
-            .with_virtual_hosted_style_request(!options.path_style)
+            .with_virtual_hosted_style_request(!path_style)
             .with_client_options(ClientOptions::new().with_allow_http(true).with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(120)))
             .with_retry(RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(20), ..RetryConfig::default() });
         if let Some(token) = credentials.token {
             builder = builder.with_token(token);
         }
-        if let Some(endpoint) = &options.endpoint {
+        if let Some(endpoint) = endpoint {
             builder = builder.with_endpoint(endpoint);
         }
         let store = builder.build().map_err(|source| S3Error::Request { action: "configure", location: url.to_owned(), source })?;
@@ -361,6 +398,24 @@ impl Read for ObjectReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_name_the_bucket() {
+        let hosted = endpoint_for("https://oss-cn-hangzhou.aliyuncs.com", "etcd-backups", false).unwrap();
+        assert_eq!(hosted, ("https://etcd-backups.oss-cn-hangzhou.aliyuncs.com".to_owned(), false));
+        let already = endpoint_for("https://etcd-backups.s3.example.com/", "etcd-backups", false).unwrap();
+        assert_eq!(already, ("https://etcd-backups.s3.example.com".to_owned(), false));
+        let path = endpoint_for("https://s3.example.com:9000", "b", true).unwrap();
+        assert_eq!(path, ("https://s3.example.com:9000".to_owned(), true));
+        for address in ["http://127.0.0.1:9000", "http://localhost:9000", "http://[::1]:9000"] {
+            let (endpoint, path_style) = endpoint_for(address, "b", false).unwrap();
+            assert_eq!(endpoint, address, "an address endpoint is kept");
+            assert!(path_style, "{address} is addressed path-style");
+        }
+        for bad in ["127.0.0.1:9000", "ftp://s3.example.com", "not a url"] {
+            assert!(matches!(endpoint_for(bad, "b", false), Err(S3Error::BadEndpoint { .. })), "{bad}");
+        }
+    }
 
     #[test]
     fn urls_split_into_bucket_and_prefix() {

@@ -28,12 +28,25 @@ pub enum StoreError {
     S3(#[from] S3Error),
 }
 
+impl StoreError {
+    /// Returns true for a mistake in the repository's settings (its URL, endpoint or
+    /// credentials) rather than a failure of the store.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            StoreError::S3(S3Error::BadUrl { .. } | S3Error::BadEndpoint { .. } | S3Error::NoCredentials) => true,
+            StoreError::Local(inner) => inner.is_usage(),
+            StoreError::S3(_) => false,
+        }
+    }
+}
+
 impl Localize for StoreError {
     fn message(&self) -> Message {
         match self {
             StoreError::Local(inner) => inner.message(),
             StoreError::S3(S3Error::BadUrl { url }) => Message::new("s3.error.bad_url").arg("url", url),
             StoreError::S3(S3Error::NoCredentials) => Message::new("s3.error.no_credentials"),
+            StoreError::S3(S3Error::BadEndpoint { value }) => Message::new("s3.error.bad_endpoint").arg("value", value),
             StoreError::S3(error @ S3Error::Request { action, location, .. }) if error.is_auth() => {
                 Message::new("s3.error.auth").arg("action", action).arg("location", location)
             }
@@ -46,6 +59,8 @@ impl Localize for StoreError {
     fn hint(&self) -> Option<Message> {
         match self {
             StoreError::Local(inner) => inner.hint(),
+            StoreError::S3(S3Error::NoCredentials) => Some(Message::new("s3.hint.no_credentials")),
+            StoreError::S3(S3Error::BadEndpoint { .. }) => Some(Message::new("s3.hint.endpoint")),
             StoreError::S3(error) if error.is_auth() => Some(Message::new("s3.hint.auth")),
             StoreError::S3(S3Error::BadUrl { .. }) => Some(Message::new("s3.hint.url")),
             StoreError::S3(_) => Some(Message::new("s3.hint.request")),

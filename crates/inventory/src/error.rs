@@ -118,6 +118,18 @@ impl InventoryError {
     }
 }
 
+impl InventoryError {
+    /// Returns true for an inventory that is missing, unreadable as text or malformed, which the
+    /// operator fixes in the file or on the command line.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            InventoryError::Io { action, source, .. } => *action == "read" && source.kind() == std::io::ErrorKind::NotFound,
+            InventoryError::NotUtf8 { .. } | InventoryError::Syntax { .. } | InventoryError::InvalidRange { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 impl Localize for InventoryError {
     fn message(&self) -> Message {
         match self {

@@ -83,6 +83,15 @@ pub enum RestoreError {
         host: String,
     },
 
+    /// A member's URL or data dir cannot be used; found while planning, before any change.
+    #[error("member {member}: {reason}")]
+    BadMember {
+        /// Member name.
+        member: String,
+        /// What is wrong, with the value.
+        reason: String,
+    },
+
     /// A command or file operation of a step failed.
     #[error("step {step} failed on {host}")]
     Step {
@@ -186,6 +195,7 @@ impl Localize for RestoreError {
                 .arg("actual", actual),
             RestoreError::Repo(inner) => inner.message(),
             RestoreError::Etcd(inner) => inner.message(),
+            RestoreError::BadMember { member, reason } => Message::new("restore.error.bad_member").arg("member", member).arg("reason", reason),
             RestoreError::NoEngine { host } => Message::new("restore.error.no_engine").arg("host", host),
             RestoreError::Step { step, host, source } => Message::new("restore.error.step").arg("step", step).arg("host", host).arg("reason", source),
             RestoreError::Exec(inner) => Message::new("restore.error.exec").arg("reason", inner),
@@ -212,6 +222,7 @@ impl Localize for RestoreError {
                 Some(Message::new("restore.hint.corrupted"))
             }
             RestoreError::NoEngine { .. } => Some(Message::new("restore.hint.no_engine")),
+            RestoreError::BadMember { .. } => Some(Message::new("restore.hint.bad_member")),
             RestoreError::Step { .. } | RestoreError::CheckFailed { .. } => Some(Message::new("restore.hint.resume")),
             RestoreError::OpNotFound { .. } => Some(Message::new("restore.hint.ops_list")),
             RestoreError::Repo(inner) => inner.hint(),

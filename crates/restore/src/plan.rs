@@ -13,7 +13,7 @@ use tracing::info;
 use crate::cluster::{EtcdSection, MemberSpec, Service, DEFAULT_TOKEN};
 use crate::engine::{Engine, RestoreParams};
 use crate::error::RestoreError;
-use crate::exec::{Executor, LocalExecutor};
+use crate::exec::{Executor, LocalExecutor, PathState};
 use crate::pod::{PodExecutor, PodTarget};
 use crate::ssh::{SshExecutor, SshTarget};
 
@@ -301,11 +301,49 @@ pub fn new_op_id(now: time::OffsetDateTime) -> String {
     format!("restore-{}-{}", caasctl_core::timefmt::compact(now), std::process::id())
 }
 
+/// Checks the peer URLs a member is restored with, which etcd's restore tool would otherwise
+/// reject only when the plan runs, after members were stopped.
+fn check_urls(member: &MemberTarget) -> Result<(), RestoreError> {
+    let bad = |reason: String| RestoreError::BadMember { member: member.name.clone(), reason };
+    let check = |url: &str, what: &str| -> Result<(), RestoreError> {
+        let parsed = url::Url::parse(url).map_err(|_| bad(format!("{what} {url} is not a URL such as https://10.0.0.1:2380")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+            return Err(bad(format!("{what} {url} is not an http or https URL with a host")));
+        }
+        Ok(())
+    };
+    check(&member.peer_url, "peer URL")?;
+    check(&member.restore_peer_url, "peer URL")?;
+    for entry in member.initial_cluster.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((name, url)) = entry.split_once('=') else {
+            return Err(bad(format!("initial cluster entry {entry} is not NAME=URL")));
+        };
+        if name.is_empty() {
+            return Err(bad(format!("initial cluster entry {entry} has no name")));
+        }
+        check(url, "initial cluster URL")?;
+    }
+    if !member.initial_cluster.split(',').any(|e| e.trim().split_once('=').is_some_and(|(name, _)| name == member.name)) {
+        return Err(bad(format!("initial cluster {} does not name this member", member.initial_cluster)));
+    }
+    Ok(())
+}
+
+/// Rejects a data dir path that names something other than a directory: moving it aside would
+/// move an unrelated file, such as a mistyped /etc/etcd/etcd.conf.
+fn check_data_dir(member: &MemberTarget, executor: &dyn Executor) -> Result<(), RestoreError> {
+    if executor.path_state(&member.data_dir)? == PathState::File {
+        return Err(RestoreError::BadMember { member: member.name.clone(), reason: format!("data dir {} exists and is not a directory", member.data_dir) });
+    }
+    Ok(())
+}
+
 /// Builds a plan. It only reads: it looks up each host's restore tool, its `etcd` user and
 /// whether SELinux is enabled.
 ///
 /// # Errors
-/// A host cannot be reached or has no restore tool.
+/// A host cannot be reached or has no restore tool, or a member's URL or data dir is unusable
+/// ([`RestoreError::BadMember`]).
 pub fn build(id: String, snapshot: SnapshotSource, tls: ClientTls, members: &[MemberTarget]) -> Result<Plan, RestoreError> {
     let now = time::OffsetDateTime::now_utc();
     let stamp = caasctl_core::timefmt::compact(now);
@@ -319,7 +357,11 @@ pub fn build(id: String, snapshot: SnapshotSource, tls: ClientTls, members: &[Me
     }];
 
     for member in members {
+        check_urls(member)?;
+    }
+    for member in members {
         let executor = member.host.executor();
+        check_data_dir(member, executor.as_ref())?;
         let engine = Engine::find(executor.as_ref(), member.engine.as_deref())?;
         let owner = match &member.owner {
             Some(owner) => owner.clone(),
@@ -424,6 +466,34 @@ mod tests {
             service: Some(service),
             client_url: Some(format!("https://{name}:2379")),
         }
+    }
+
+    #[test]
+    fn bad_urls_rejected_before_any_step() {
+        let service = Service::Commands { start: "true".to_owned(), stop: "true".to_owned() };
+        assert!(check_urls(&member("a", service.clone())).is_ok());
+        let cases = [
+            ("peer URL", MemberTarget { restore_peer_url: "not-a-url".to_owned(), ..member("a", service.clone()) }),
+            ("ftp scheme", MemberTarget { peer_url: "ftp://a:2380".to_owned(), ..member("a", service.clone()) }),
+            ("entry without =", MemberTarget { initial_cluster: "a https://10.0.0.1:2380".to_owned(), ..member("a", service.clone()) }),
+            ("member not named", MemberTarget { initial_cluster: "b=https://10.0.0.2:2380".to_owned(), ..member("a", service.clone()) }),
+        ];
+        for (case, target) in cases {
+            let error = check_urls(&target).unwrap_err();
+            assert!(matches!(error, RestoreError::BadMember { .. }), "{case}: {error}");
+        }
+    }
+
+    #[test]
+    fn data_dir_that_is_a_file_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("etcd.conf");
+        std::fs::write(&file, "ETCD_NAME=a\n").unwrap();
+        let service = Service::Commands { start: "true".to_owned(), stop: "true".to_owned() };
+        let target = MemberTarget { data_dir: file.display().to_string(), ..member("a", service) };
+        let error = check_data_dir(&target, &LocalExecutor).unwrap_err();
+        assert!(error.to_string().contains("is not a directory"), "{error}");
+        assert!(file.exists(), "the file is left where it is");
     }
 
     #[test]

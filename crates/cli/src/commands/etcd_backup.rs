@@ -42,7 +42,7 @@ pub async fn take(args: &BackupArgs, context: &Context) -> anyhow::Result<Backup
         repo: resolved.repo.clone(),
         s3: resolved.s3(),
         recipients,
-        config: config_sources(args),
+        config: config_sources(args, context),
         timeouts: endpoints::timeouts(&args.endpoints),
         stream: StreamOptions { rate_limit: args.rate_limit.map(|mib| (mib * 1024.0 * 1024.0) as u64) },
     };
@@ -92,14 +92,22 @@ fn print_outcome(outcome: &BackupOutcome, context: &Context) {
 
 /// Picks the configuration directories: those given, or `/etc/etcd` when it is readable; none
 /// with `--cluster`, which archives each member's directory on its own host.
-fn config_sources(args: &BackupArgs) -> Vec<ConfigSource> {
+fn config_sources(args: &BackupArgs, context: &Context) -> Vec<ConfigSource> {
     if args.no_config || args.cluster.is_some() {
         return Vec::new();
     }
     let member = local_hostname();
     let dirs: Vec<PathBuf> = if args.config_dir.is_empty() {
         let default = Path::new(DEFAULT_CONFIG_DIR);
-        if std::fs::read_dir(default).is_ok() { vec![default.to_owned()] } else { Vec::new() }
+        match std::fs::read_dir(default) {
+            Ok(_) => vec![default.to_owned()],
+            Err(error) => {
+                if !context.quiet {
+                    eprintln!("caasctl: {}", context.tr("backup.warn.no_config_dir", &[("dir", &DEFAULT_CONFIG_DIR), ("reason", &error)]));
+                }
+                Vec::new()
+            }
+        }
     } else {
         args.config_dir.clone()
     };

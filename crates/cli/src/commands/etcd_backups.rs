@@ -20,20 +20,39 @@ pub async fn list(args: &RepoArgs, context: &Context) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
     let t = |key| context.tr(key, &[]);
-    let mut table = Table::new(vec![t("backups.col.id"), t("backups.col.state"), t("backups.col.time"), t("backups.col.revision"), t("backups.col.keys"), t("backups.col.size"), t("backups.col.source")]);
+    let mut table = Table::new(vec![
+        t("backups.col.id"),
+        t("backups.col.state"),
+        t("backups.col.verified"),
+        t("backups.col.encrypted"),
+        t("backups.col.time"),
+        t("backups.col.revision"),
+        t("backups.col.keys"),
+        t("backups.col.size"),
+        t("backups.col.source"),
+    ]);
     for entry in &entries {
         let state = if entry.state == "complete" { t("backups.complete") } else { t("backups.incomplete") };
+        // The last `backups verify` result: a failed one is what an operator must see first.
+        let verified = match &entry.verification {
+            None => "-".to_owned(),
+            Some(record) if !record.ok => t("backups.verify_failed"),
+            Some(record) if record.scope == "ciphertext" => t("backups.verify_ciphertext"),
+            Some(_) => t("backups.verify_ok"),
+        };
         match &entry.manifest {
             Some(m) => table.row(vec![
                 entry.id.clone(),
                 state,
+                verified,
+                if m.encryption.is_some() { t("backups.yes") } else { t("backups.no") },
                 m.finished_at.clone(),
                 m.revision.to_string(),
                 m.key_count.to_string(),
                 human_bytes(m.snapshot.size),
                 m.source_member.endpoint.clone(),
             ]),
-            None => table.row(vec![entry.id.clone(), state, "-".into(), "-".into(), "-".into(), "-".into(), entry.problem.clone().unwrap_or_default()]),
+            None => table.row(vec![entry.id.clone(), state, "-".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into(), entry.problem.clone().unwrap_or_default()]),
         }
     }
     print_text(&table.render());

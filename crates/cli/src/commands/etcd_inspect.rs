@@ -71,6 +71,11 @@ async fn resolve(value: &str, args: &InspectArgs) -> anyhow::Result<Snapshot> {
         }
     }
 
+    // A value with a slash is a path: a missing file is named as such, not looked up as an ID.
+    if value.contains('/') {
+        let source = std::io::Error::from_raw_os_error(libc::ENOENT);
+        return Err(caasctl_etcd::EtcdError::ReadFile { path: path.to_owned(), source }.into());
+    }
     let remote = args.repo.starts_with("s3://");
     // Opening a local repository creates it, so a missing one is reported before that.
     if !remote && !Path::new(&args.repo).is_dir() {

@@ -27,7 +27,7 @@ pub struct InspectArgs {
     #[arg(id = "inspect_s3_region", long = "s3-region", value_name = "REGION", global = true)]
     pub s3_region: Option<String>,
 
-    /// Address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT.
+    /// Address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT; an endpoint given as an IP address or localhost is always addressed this way.
     #[arg(id = "inspect_s3_path_style", long = "s3-path-style", global = true)]
     pub s3_path_style: bool,
 

@@ -29,7 +29,7 @@ pub struct RepoArgs {
     #[arg(long = "s3-region", value_name = "REGION")]
     pub s3_region: Option<String>,
 
-    /// Address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT.
+    /// Address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT; an endpoint given as an IP address or localhost is always addressed this way.
     #[arg(long = "s3-path-style")]
     pub s3_path_style: bool,
 

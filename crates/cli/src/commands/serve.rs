@@ -86,6 +86,13 @@ pub async fn run(args: &ServeArgs, _context: &Context) -> anyhow::Result<Exit> {
     let scratch = config.drill.scratch_dir.clone().unwrap_or_else(|| caasctl_restore::journal::state_dir().join("drill"));
 
     let metrics = Arc::new(Metrics::default());
+    // A restarted service reports the newest backup already in the repository, so an alert on the
+    // age of the last success neither fires after every restart nor stays silent until a backup.
+    match newest_backup_unix(&request).await {
+        Ok(Some(unix)) => metrics.seed_last_success(unix),
+        Ok(None) => info!(repo = %repo, "the repository holds no complete backup yet"),
+        Err(error) => warn!(repo = %repo, error = %format!("{error:#}"), "failed to read the newest backup of the repository"),
+    }
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("failed to listen on {listen}; set another address with listen = \"IP:PORT\" in [serve]"))?;
@@ -148,4 +155,22 @@ fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
         shutdown.cancel();
     });
     Ok(())
+}
+
+/// Returns when the newest complete backup of the repository finished, as Unix seconds.
+async fn newest_backup_unix(request: &BackupRequest) -> anyhow::Result<Option<f64>> {
+    let repository = match caasctl_etcd::store::Repository::open_existing(&request.repo, &request.s3) {
+        Ok(repository) => repository,
+        // A local repository is created by the first backup.
+        Err(error) if error.is_usage() => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let entries = repository.list().await?;
+    let newest = entries
+        .iter()
+        .filter(|entry| entry.state == "complete")
+        .filter_map(|entry| entry.manifest.as_ref())
+        .filter_map(|manifest| chrono::DateTime::parse_from_rfc3339(&manifest.finished_at).ok())
+        .max();
+    Ok(newest.map(|time| time.timestamp() as f64 + f64::from(time.timestamp_subsec_millis()) / 1000.0))
 }

@@ -53,6 +53,16 @@ impl Metrics {
         });
     }
 
+    /// Sets the last success from a backup found in the repository at start, unless a backup of
+    /// this process already succeeded.
+    pub fn seed_last_success(&self, finished_unix: f64) {
+        self.with(|s| {
+            if s.last_success_unix.is_none() {
+                s.last_success_unix = Some(finished_unix);
+            }
+        });
+    }
+
     /// Records a failed backup.
     pub fn backup_failed(&self, reason: &'static str, duration_seconds: f64) {
         self.with(|s| {
