@@ -4,6 +4,7 @@
 use caasctl_core::{Lang, Message};
 
 use crate::cluster::{Service, DEFAULT_STOPPED_DIR};
+use crate::exec::shell_quote;
 use crate::plan::{Action, Step};
 
 /// The three texts of a step.
@@ -49,10 +50,10 @@ fn stopped_manifest(manifest: &str, stopped_dir: &Option<String>) -> String {
 /// Returns the shell command that stops etcd run as `service`.
 pub fn stop_command(service: &Service) -> String {
     match service {
-        Service::Systemd { unit } => format!("systemctl stop {unit}"),
+        Service::Systemd { unit } => format!("systemctl stop {}", shell_quote(unit)),
         Service::StaticPod { manifest, stopped_dir } => {
             let dir = stopped_dir.as_deref().unwrap_or(DEFAULT_STOPPED_DIR);
-            format!("mkdir -p {dir} && mv {manifest} {}", stopped_manifest(manifest, stopped_dir))
+            format!("mkdir -p {} && mv {} {}", shell_quote(dir), shell_quote(manifest), shell_quote(&stopped_manifest(manifest, stopped_dir)))
         }
         Service::Commands { stop, .. } => stop.clone(),
     }
@@ -61,8 +62,8 @@ pub fn stop_command(service: &Service) -> String {
 /// Returns the shell command that starts etcd run as `service`.
 pub fn start_command(service: &Service) -> String {
     match service {
-        Service::Systemd { unit } => format!("systemctl start {unit}"),
-        Service::StaticPod { manifest, stopped_dir } => format!("mv {} {manifest}", stopped_manifest(manifest, stopped_dir)),
+        Service::Systemd { unit } => format!("systemctl start {}", shell_quote(unit)),
+        Service::StaticPod { manifest, stopped_dir } => format!("mv {} {}", shell_quote(&stopped_manifest(manifest, stopped_dir)), shell_quote(manifest)),
         Service::Commands { start, .. } => start.clone(),
     }
 }

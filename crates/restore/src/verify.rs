@@ -68,6 +68,12 @@ async fn first_client(members: &[PlannedMember], tls: &TlsMaterial) -> Result<Me
     Err(last.map(RestoreError::from).unwrap_or_else(|| failed("members", "no member to ask")))
 }
 
+/// Returns true for a URL whose host is `localhost`, which a member restored without its peer
+/// URL advertises (the runbook's case after `--force-new-cluster`).
+pub(crate) fn names_localhost(url: &str) -> bool {
+    url::Url::parse(url).ok().and_then(|u| u.host_str().map(|h| h.eq_ignore_ascii_case("localhost"))).unwrap_or(false)
+}
+
 async fn fix_peer_urls(members: &[PlannedMember], tls: &TlsMaterial) -> Result<Option<String>, RestoreError> {
     let client = first_client(members, tls).await?;
     let list = client.member_list().await?;
@@ -75,7 +81,7 @@ async fn fix_peer_urls(members: &[PlannedMember], tls: &TlsMaterial) -> Result<O
     for found in list.members() {
         let Some(planned) = members.iter().find(|m| m.name == found.name()) else { continue };
         let urls = found.peer_urls();
-        let shows_localhost = urls.iter().any(|u| u.contains("localhost"));
+        let shows_localhost = urls.iter().any(|u| names_localhost(u));
         if shows_localhost && urls != [planned.peer_url.clone()] {
             warn!(member = %planned.name, from = ?urls, to = %planned.peer_url, "peer URL shows localhost; updating the member");
             client

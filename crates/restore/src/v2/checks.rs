@@ -119,7 +119,7 @@ async fn fix_peer_url(client: &V2Admin, name: &str, peer_url: &str) -> Result<Op
     if member.peer_urls == [peer_url.to_owned()] {
         return Ok(Some(format!("{name} already has {peer_url}")));
     }
-    if !member.peer_urls.iter().any(|u| u.contains("localhost")) {
+    if !member.peer_urls.iter().any(|u| crate::verify::names_localhost(u)) {
         warn!(member = %name, found = ?member.peer_urls, planned = %peer_url, "peer URL differs from the plan but shows no localhost; updating it");
     }
     client.member_update(&member.id, &[peer_url.to_owned()]).await?;
