@@ -215,7 +215,7 @@ fn tls_problems_have_clear_messages() {
 
     let wrong_ca = health(&other_ca, &pki.client_cert, &pki.client_key, "en");
     assert_eq!(wrong_ca.status.code(), Some(1));
-    assert!(text(&wrong_ca.stdout).contains("not signed by the given CA"), "{}", text(&wrong_ca.stdout));
+    assert!(text(&wrong_ca.stdout).contains("not signed by a trusted CA"), "{}", text(&wrong_ca.stdout));
 
     // A key that does not fit the certificate, or an expired certificate, is a configuration
     // mistake found before any request: exit code 2.
@@ -229,6 +229,19 @@ fn tls_problems_have_clear_messages() {
     let expired = health(&pki.ca, &expired_cert, &expired_key, "en");
     assert_eq!(expired.status.code(), Some(2));
     assert!(text(&expired.stderr).contains("expired on"), "{}", text(&expired.stderr));
+
+    // No client certificate: etcd ends the handshake, and the hint names --cert and --key.
+    let no_client = run(caasctl().args(["--lang", "en", "etcd", "health", "--endpoints", &cluster.endpoints()]).arg("--cacert").arg(&pki.ca));
+    assert_eq!(no_client.status.code(), Some(1));
+    let shown = format!("{}{}", text(&no_client.stdout), text(&no_client.stderr));
+    assert!(shown.contains("--cert and --key") || shown.contains("client certificate"), "{shown}");
+
+    // http:// to a TLS port is named as a scheme mismatch.
+    let plain = cluster.endpoints().replace("https://", "http://");
+    let mismatch = run(caasctl().args(["--lang", "en", "etcd", "health", "--endpoints", &plain]));
+    assert_eq!(mismatch.status.code(), Some(1));
+    let shown = format!("{}{}", text(&mismatch.stdout), text(&mismatch.stderr));
+    assert!(shown.contains("TLS and plain HTTP do not match"), "{shown}");
 }
 
 #[test]

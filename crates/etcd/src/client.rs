@@ -138,7 +138,7 @@ impl MemberClient {
 
     fn request_error(&self, operation: &'static str, error: &etcd_client::Error) -> EtcdError {
         let reason = chain_text(error);
-        let failure = ConnectFailure::classify(&reason);
+        let failure = ConnectFailure::classify_for(&self.endpoint, &reason);
         let transport = matches!(error, etcd_client::Error::TransportError(_))
             || matches!(error, etcd_client::Error::GRpcStatus(s) if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded));
         if transport || failure != ConnectFailure::Other {
@@ -151,7 +151,7 @@ impl MemberClient {
 
 fn connect_error(endpoint: &str, error: &etcd_client::Error) -> EtcdError {
     let reason = chain_text(error);
-    EtcdError::Connect { endpoint: endpoint.to_owned(), failure: ConnectFailure::classify(&reason), reason }
+    EtcdError::Connect { endpoint: endpoint.to_owned(), failure: ConnectFailure::classify_for(endpoint, &reason), reason }
 }
 
 /// Builds an HTTP client that trusts the given CA and presents the client certificate, for the

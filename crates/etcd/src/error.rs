@@ -20,11 +20,27 @@ pub enum ConnectFailure {
     ClientCertRejected,
     /// The endpoint speaks plain HTTP where TLS was expected, or the other way round.
     TlsMismatch,
+    /// The server closed the connection during or right after the TLS handshake, as etcd does
+    /// when it requires a client certificate and none was sent.
+    Closed,
     /// Any other failure. The reason text gives the details.
     Other,
 }
 
 impl ConnectFailure {
+    /// Classifies a failure of `endpoint` as [`ConnectFailure::classify`] does, and a server that
+    /// closes the connection by the endpoint's scheme: behind a plain `http://` endpoint it is a
+    /// TLS port, behind an `https://` one it ended the handshake.
+    pub fn classify_for(endpoint: &str, reason: &str) -> ConnectFailure {
+        let failure = ConnectFailure::classify(reason);
+        let closed = failure == ConnectFailure::Closed || (failure == ConnectFailure::Other && reason.to_ascii_lowercase().contains("connection closed"));
+        match (closed, endpoint.starts_with("http://")) {
+            (true, true) => ConnectFailure::TlsMismatch,
+            (true, false) => ConnectFailure::Closed,
+            (false, _) => failure,
+        }
+    }
+
     /// Classifies a transport error by the texts in its source chain.
     pub fn classify(reason: &str) -> ConnectFailure {
         let lower = reason.to_ascii_lowercase();
@@ -42,6 +58,8 @@ impl ConnectFailure {
             ConnectFailure::ClientCertRejected
         } else if lower.contains("corrupt message") || lower.contains("invalidcontenttype") || lower.contains("http/1") {
             ConnectFailure::TlsMismatch
+        } else if lower.contains("broken pipe") || lower.contains("brokenpipe") || lower.contains("connection reset") {
+            ConnectFailure::Closed
         } else if lower.contains("connection refused") {
             ConnectFailure::Refused
         } else if lower.contains("timed out") || lower.contains("deadline") || lower.contains("timeout") {
@@ -193,6 +211,7 @@ impl Localize for EtcdError {
                     ConnectFailure::ServerCertExpired => "etcd.error.connect_server_cert_expired",
                     ConnectFailure::ClientCertRejected => "etcd.error.connect_client_cert_rejected",
                     ConnectFailure::TlsMismatch => "etcd.error.connect_tls_mismatch",
+                    ConnectFailure::Closed => "etcd.error.connect_closed",
                     ConnectFailure::Other => "etcd.error.connect_other",
                 };
                 Message::new(key).arg("endpoint", endpoint).arg("reason", reason)
@@ -228,6 +247,7 @@ impl Localize for EtcdError {
                 ConnectFailure::ServerCertExpired => "etcd.hint.connect_server_cert_expired",
                 ConnectFailure::ClientCertRejected => "etcd.hint.connect_client_cert_rejected",
                 ConnectFailure::TlsMismatch => "etcd.hint.connect_tls_mismatch",
+                ConnectFailure::Closed => "etcd.hint.connect_closed",
                 ConnectFailure::Other => "etcd.hint.connect_other",
             })),
             EtcdError::NoHealthyMember | EtcdError::AllSnapshotsFailed { .. } => Some(Message::new("etcd.hint.run_health")),

@@ -87,7 +87,7 @@ pub struct V2Cluster {
 
 fn connect_error(endpoint: &str, error: &reqwest::Error) -> EtcdError {
     let reason = chain_text(error);
-    EtcdError::Connect { endpoint: endpoint.to_owned(), failure: ConnectFailure::classify(&reason), reason }
+    EtcdError::Connect { endpoint: endpoint.to_owned(), failure: ConnectFailure::classify_for(endpoint, &reason), reason }
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(client: &reqwest::Client, endpoint: &str, path: &str) -> Result<T, EtcdError> {

@@ -25,7 +25,7 @@ pub struct V2Admin {
 
 fn connect_error(endpoint: &str, error: &reqwest::Error) -> EtcdError {
     let reason = chain_text(error);
-    EtcdError::Connect { endpoint: endpoint.to_owned(), failure: ConnectFailure::classify(&reason), reason }
+    EtcdError::Connect { endpoint: endpoint.to_owned(), failure: ConnectFailure::classify_for(endpoint, &reason), reason }
 }
 
 fn request_error(endpoint: &str, operation: &'static str, reason: String) -> EtcdError {
