@@ -380,7 +380,7 @@ fn missing_repository_is_reported_not_created() {
     let missing = scratch.path().join("no-such-repo");
     for args in [&["etcd", "backups", "list"][..], &["etcd", "backups", "verify"], &["etcd", "backups", "prune", "--keep-last", "1", "--dry-run"]] {
         let output = caasctl().args(args).arg("--repo").arg(&missing).output().unwrap();
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", text(&output.stderr));
+        assert_eq!(output.status.code(), Some(2), "a mistyped --repo is a usage error: {args:?}: {}", text(&output.stderr));
         let stderr = text(&output.stderr);
         assert!(stderr.contains("does not exist"), "{args:?}: {stderr}");
         assert!(stderr.contains(&missing.display().to_string()), "{args:?}: {stderr}");

@@ -350,7 +350,7 @@ fn inventory_show_range_error_names_line() {
     let setup = Setup::new();
     setup.write("[nodes]\nnode1\nnode[01:100]\n");
     let output = setup.caasctl().args(["inventory", "show", "-i"]).arg(setup.inventory()).output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2), "a malformed inventory is a configuration error");
     assert!(stderr(&output).contains(":3: invalid host range in node[01:100]"), "{}", stderr(&output));
 }
 

@@ -390,6 +390,8 @@ impl Localize for CloudError {
 
     fn hint(&self) -> Option<Message> {
         let key = match self {
+            // The local provider names disks by path; the clouds name them by ID.
+            CloudError::DiskNotFound { disk } if disk.contains('/') => "cloud.hint.disk_file_not_found",
             CloudError::DiskNotFound { .. } => "cloud.hint.disk_not_found",
             CloudError::DiskLocked { .. } => "cloud.hint.disk_locked",
             CloudError::NotQcow2 { .. } => "cloud.hint.not_qcow2",

@@ -162,7 +162,8 @@ pub async fn run_backup_with_archives(request: &BackupRequest, fetched: &[Fetche
         let recipients = parse_recipients(&request.recipients)?;
         let repo = Repository::open(&request.repo, &request.s3)?;
         if repo.is_remote() && recipients.is_empty() {
-            warn!(repo = %repo.display(), "writing an unencrypted backup to a remote repository");
+            // The CLI and the service warn the operator themselves; this is the log's record.
+            info!(repo = %repo.display(), encrypted = false, "writing an unencrypted backup to a remote repository");
         }
 
         let checked = check_all(&request.access.endpoints, &tls, request.timeouts).await;

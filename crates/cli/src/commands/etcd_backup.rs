@@ -46,7 +46,7 @@ pub async fn take(args: &BackupArgs, context: &Context) -> anyhow::Result<Backup
         timeouts: endpoints::timeouts(&args.endpoints),
         stream: StreamOptions { rate_limit: args.rate_limit.map(|mib| (mib * 1024.0 * 1024.0) as u64) },
     };
-    if resolved.repo.starts_with("s3://") && request.recipients.is_empty() {
+    if resolved.repo.starts_with("s3://") && request.recipients.is_empty() && !context.quiet {
         eprintln!("caasctl: {}", context.tr("s3.warn.unencrypted", &[("repo", &resolved.repo)]));
     }
     let progress = crate::progress::reporter(context);

@@ -78,6 +78,14 @@ impl Service {
 
             match self.backup().await {
                 Ended::Finished(Ok(outcome)) => {
+                    // A backup from the remaining members succeeds, but a member that is down
+                    // must still reach the log, as the one-shot command prints it.
+                    for health in outcome.health.iter().filter(|h| !h.healthy) {
+                        warn!(endpoint = %health.endpoint, error = health.error.as_deref().unwrap_or("unhealthy"), "etcd endpoint was not usable for the backup");
+                    }
+                    for attempt in &outcome.failed_attempts {
+                        warn!(endpoint = %attempt.endpoint, error = %attempt.error, "snapshot from this endpoint failed; the next member was used");
+                    }
                     let seconds = started.elapsed().as_secs_f64();
                     self.metrics.backup_succeeded(unix_now(), seconds, outcome.manifest.snapshot.size);
                     info!(id = %outcome.manifest.id, bytes = outcome.manifest.snapshot.size, elapsed_ms = (seconds * 1000.0) as u64, "scheduled backup finished");
@@ -92,6 +100,11 @@ impl Service {
                 Ended::Finished(Err(failure)) => {
                     let reason = failure_reason(&failure);
                     self.metrics.backup_failed(reason, started.elapsed().as_secs_f64());
+                    if let BackupError::NoHealthyMember { health } = &failure {
+                        for endpoint in health {
+                            error!(endpoint = %endpoint.endpoint, error = endpoint.error.as_deref().unwrap_or("unhealthy"), "etcd endpoint unhealthy");
+                        }
+                    }
                     error!(reason, error = %chain_text(&failure), "scheduled backup failed");
                 }
                 Ended::Abandoned => {

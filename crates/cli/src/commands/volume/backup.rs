@@ -31,7 +31,7 @@ pub async fn run(args: &BackupArgs, context: &Context) -> anyhow::Result<Exit> {
     let namespace = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned());
     let (resolved, config) = args.repo.resolve()?;
     let recipients = args.encryption.recipients(&config)?;
-    if resolved.repo.starts_with("s3://") && recipients.is_empty() {
+    if resolved.repo.starts_with("s3://") && recipients.is_empty() && !context.quiet {
         eprintln!("caasctl: {}", context.tr("s3.warn.unencrypted", &[("repo", &resolved.repo)]));
     }
     let area = open_area(&resolved.repo, &resolved.s3())?;
