@@ -16,7 +16,7 @@ use crate::Exit;
 #[derive(Debug, Args)]
 pub struct V2BackupArgs {
     /// etcd API of the backup: 3 streams a v3 snapshot; 2 backs up a stopped member's data dir with etcdctl backup.
-    #[arg(id = "backup_api", long = "api", value_parser = ["2", "3"], default_value = "3")]
+    #[arg(id = "backup_api", long = "api", value_name = "VERSION", value_parser = ["2", "3"], default_value = "3")]
     pub api: String,
 
     /// With --api 2: member whose data dir to back up; default the first member of the cluster file.

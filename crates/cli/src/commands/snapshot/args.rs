@@ -49,7 +49,7 @@ impl ProviderChoice {
 #[derive(Debug, Clone, Args)]
 pub struct DiskArgs {
     /// Snapshot backend: local, openstack or aliyun.
-    #[arg(id = "snapshot_provider", long = "provider", value_enum)]
+    #[arg(id = "snapshot_provider", long = "provider", value_name = "PROVIDER", value_enum)]
     pub provider: ProviderChoice,
 
     /// Disk: a qcow2 file path (local), a Cinder volume ID (openstack) or an ECS disk ID (aliyun).
@@ -92,11 +92,11 @@ pub struct CreateArgs {
     pub disk: DiskArgs,
 
     /// Snapshot name.
-    #[arg(id = "snapshot_name", long = "name")]
+    #[arg(id = "snapshot_name", long = "name", value_name = "NAME")]
     pub name: String,
 
     /// Snapshot description.
-    #[arg(id = "snapshot_description", long = "description")]
+    #[arg(id = "snapshot_description", long = "description", value_name = "TEXT")]
     pub description: Option<String>,
 
     /// Snapshot an attached (in-use) Cinder volume; its data is crash-consistent only.
@@ -126,7 +126,7 @@ pub struct RollbackArgs {
     pub disk: DiskArgs,
 
     /// Name or ID of the snapshot to roll back to.
-    #[arg(id = "snapshot_name", long = "name")]
+    #[arg(id = "snapshot_name", long = "name", value_name = "NAME")]
     pub name: String,
 
     /// Stop the instance the disk is attached to first, and start it again afterwards.
@@ -160,7 +160,7 @@ pub struct DeleteArgs {
     pub disk: DiskArgs,
 
     /// Name or ID of the snapshot to delete.
-    #[arg(id = "snapshot_name", long = "name")]
+    #[arg(id = "snapshot_name", long = "name", value_name = "NAME")]
     pub name: String,
 
     /// Delete without asking.

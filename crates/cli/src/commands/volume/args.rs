@@ -108,11 +108,11 @@ pub struct BackupArgs {
     pub selector: Option<String>,
 
     /// Namespace of the pods (default: the kubeconfig context's namespace).
-    #[arg(id = "volume_backup_namespace", short = 'n', long = "namespace")]
+    #[arg(id = "volume_backup_namespace", short = 'n', long = "namespace", value_name = "NAMESPACE")]
     pub namespace: Option<String>,
 
     /// Container whose mount to read (default: the container that mounts the pod's only claim).
-    #[arg(id = "volume_backup_container", short = 'c', long = "container")]
+    #[arg(id = "volume_backup_container", short = 'c', long = "container", value_name = "CONTAINER")]
     pub container: Option<String>,
 
     /// Directory to archive, at or below a claim's mount path (default: the whole mount).
@@ -120,7 +120,7 @@ pub struct BackupArgs {
     pub path: Option<String>,
 
     /// How to read the data: exec (tar in the container) or node (tar on the node over SSH).
-    #[arg(id = "volume_via", long = "via", value_enum, default_value_t = Via::Exec)]
+    #[arg(id = "volume_via", long = "via", value_name = "TRANSPORT", value_enum, default_value_t = Via::Exec)]
     pub via: Via,
 
     /// Kubelet pods directory on the nodes, for --via node; repeatable (default: OpenShift 3.x's, then /var/lib/kubelet/pods).
