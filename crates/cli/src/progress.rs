@@ -107,11 +107,10 @@ pub(crate) fn step_line(context: &crate::context::Context, key: &'static str, st
     eprintln!("{line}");
 }
 
-/// Runs the steps of a journaled procedure in order. A step in `done` (finished by an earlier
-/// run) is skipped; every other one is written to the journal before and after it runs, with the
-/// note `run` returns for it. The first failure is journaled, ends the operation as failed, and
-/// comes back with `resume_hint` (which names `caasctl ops resume`) as context. Success ends
-/// the operation as succeeded.
+/// Runs the steps of a journaled procedure in order. A step in `done` was finished by an earlier
+/// run and is skipped. Every other step is journaled before and after it runs, with the note that
+/// `run` returns for it. The first failure is journaled and ends the operation as failed. Its
+/// error comes back with `resume_hint`, which names `caasctl ops resume`, as context.
 ///
 /// # Errors
 /// The first step that fails, or a journal write that fails.
