@@ -186,6 +186,26 @@ fn delete_removes_snapshot() {
 }
 
 #[test]
+fn numeric_name_matching_other_id_is_ambiguous() {
+    if !tools_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let disk = image(dir.path(), "vm.qcow2");
+    // qemu-img gives "s1" the ID 1, and the next snapshot is named "1".
+    snapshot(&["create", "--name", "s1"], &disk).assert().success();
+    snapshot(&["create", "--name", "1"], &disk).assert().success();
+
+    let output = snapshot(&["delete", "--name", "1", "--yes"], &disk).output().unwrap();
+    assert!(!output.status.success(), "a reference to two snapshots is rejected");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("more than one snapshot"), "{}", String::from_utf8_lossy(&output.stderr));
+    let listed = snapshot(&["list", "-o", "json"], &disk).output().unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<&str> = listed["snapshots"].as_array().expect("snapshots array").iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, ["s1", "1"], "both snapshots are still there");
+}
+
+#[test]
 fn chinese_messages() {
     if !tools_present() {
         return;

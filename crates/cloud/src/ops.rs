@@ -61,9 +61,11 @@ pub fn no_snapshot_in_progress(disk: &str, snapshots: &[Snapshot]) -> CloudResul
 pub async fn resolve_snapshot(provider: &dyn SnapshotProvider, disk: &str, snapshots: &[Snapshot], reference: &str) -> CloudResult<Snapshot> {
     let by_id: Vec<&Snapshot> = snapshots.iter().filter(|s| s.id == reference).collect();
     let by_name: Vec<&Snapshot> = snapshots.iter().filter(|s| s.name == reference).collect();
+    // A reference that is one snapshot's ID and another's name (qemu-img numbers snapshots 1, 2,
+    // ..., and a snapshot may be named "1") must not silently pick either of them.
     let found = match (by_id.as_slice(), by_name.as_slice()) {
-        ([one], _) => (*one).clone(),
-        ([], [one]) => (*one).clone(),
+        ([one], []) | ([], [one]) => (*one).clone(),
+        ([by_id], [by_name]) if by_id.id == by_name.id => (*by_id).clone(),
         ([], []) => match provider.get_snapshot(disk, reference).await {
             Ok(snapshot) => snapshot,
             Err(CloudError::SnapshotNotFound { .. }) | Err(CloudError::Api { status: 404, .. }) => {
