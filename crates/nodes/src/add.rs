@@ -119,6 +119,12 @@ pub fn plan(document: &Document, inventory: &Inventory, request: &AddRequest) ->
                 text: text.clone(),
                 reason: "give the SSH port with --var ansible_port=PORT".to_owned(),
             }),
+            // An inventory line is a host followed by variables, so a name with a space, `=` or
+            // `#` would be read back as something else.
+            Ok(_) if text.contains(|c: char| c.is_whitespace() || c == '=' || c == '#') => violations.push(Violation::InvalidHost {
+                text: text.clone(),
+                reason: "a host name cannot contain spaces, = or #".to_owned(),
+            }),
             Ok(expanded) => hosts.extend(expanded.hosts.into_iter().filter(|h| !h.is_empty())),
             Err(hostpattern::PatternError::Range(reason) | hostpattern::PatternError::Pattern(reason)) => {
                 violations.push(Violation::InvalidHost { text: text.clone(), reason })
@@ -199,8 +205,10 @@ pub fn plan(document: &Document, inventory: &Inventory, request: &AddRequest) ->
 
     let plan = AddPlan { node_type, hosts, children_added, lines, playbook, registers_nodes: node_type.registers_nodes() };
 
-    // The remaining rules are about the inventory as the playbook will read it.
-    if violations.iter().all(|v| !matches!(v, Violation::NoOsev3Children)) {
+    // The remaining rules are about the inventory as the playbook will read it. A host or
+    // variable that is not valid could make the staged inventory unreadable, and the reader's
+    // error would name a line the operator never wrote, so they are reported first.
+    if violations.iter().all(|v| !matches!(v, Violation::NoOsev3Children | Violation::InvalidHost { .. } | Violation::InvalidVar { .. })) {
         let mut staged = document.clone();
         stage(&mut staged, &plan);
         let after = Inventory::from_document(&Document::parse(&staged.text(), document.origin())?)?;

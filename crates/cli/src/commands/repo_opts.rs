@@ -197,8 +197,19 @@ pub enum OptionsError {
 /// [`OptionsError::ConfigRead`] or [`OptionsError::ConfigInvalid`].
 pub fn read_config_file(path: &Path) -> Result<toml::Table, OptionsError> {
     let text = std::fs::read_to_string(path).map_err(|source| OptionsError::ConfigRead { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|e| OptionsError::ConfigInvalid { path: path.to_owned(), table: String::new(), reason: e.to_string() })
+    let table: toml::Table = toml::from_str(&text).map_err(|e| OptionsError::ConfigInvalid { path: path.to_owned(), table: String::new(), reason: e.to_string() })?;
+    // A misspelled table such as [bakup] would otherwise be skipped, and the command would run
+    // with the defaults, such as the local repository.
+    if let Some(unknown) = table.keys().find(|key| !CONFIG_TABLES.contains(&key.as_str())) {
+        let reason = format!("unknown table; the file may contain only the tables {}", CONFIG_TABLES.map(|t| format!("[{t}]")).join(", "));
+        return Err(OptionsError::ConfigInvalid { path: path.to_owned(), table: format!("[{unknown}]"), reason });
+    }
+    Ok(table)
 }
+
+/// Top-level tables of caasctl.toml: backup settings, the service, cloud providers and the
+/// cluster's members.
+const CONFIG_TABLES: [&str; 4] = ["backup", "serve", "cloud", "etcd"];
 
 /// Turns the table `name` of a config file into `T`.
 ///

@@ -157,7 +157,8 @@ fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Returns when the newest complete backup of the repository finished, as Unix seconds.
+/// Returns when the newest complete backup of the repository finished, as Unix seconds. A backup
+/// whose last verification failed does not count as a success.
 async fn newest_backup_unix(request: &BackupRequest) -> anyhow::Result<Option<f64>> {
     let repository = match caasctl_etcd::store::Repository::open_existing(&request.repo, &request.s3) {
         Ok(repository) => repository,
@@ -168,7 +169,7 @@ async fn newest_backup_unix(request: &BackupRequest) -> anyhow::Result<Option<f6
     let entries = repository.list().await?;
     let newest = entries
         .iter()
-        .filter(|entry| entry.state == "complete")
+        .filter(|entry| entry.state == "complete" && !entry.failed_verification())
         .filter_map(|entry| entry.manifest.as_ref())
         .filter_map(|manifest| chrono::DateTime::parse_from_rfc3339(&manifest.finished_at).ok())
         .max();
