@@ -205,10 +205,10 @@ pub fn plan(document: &Document, inventory: &Inventory, request: &AddRequest) ->
 
     let plan = AddPlan { node_type, hosts, children_added, lines, playbook, registers_nodes: node_type.registers_nodes() };
 
-    // The remaining rules are about the inventory as the playbook will read it. A host or
-    // variable that is not valid could make the staged inventory unreadable, and the reader's
-    // error would name a line the operator never wrote, so they are reported first.
-    if violations.iter().all(|v| !matches!(v, Violation::NoOsev3Children | Violation::InvalidHost { .. } | Violation::InvalidVar { .. })) {
+    // The remaining rules are about the inventory as the playbook will read it. An invalid host
+    // could make the staged inventory unreadable, and the reader's error would name a line the
+    // operator never wrote, so it is reported first.
+    if violations.iter().all(|v| !matches!(v, Violation::NoOsev3Children | Violation::InvalidHost { .. })) {
         let mut staged = document.clone();
         stage(&mut staged, &plan);
         let after = Inventory::from_document(&Document::parse(&staged.text(), document.origin())?)?;
