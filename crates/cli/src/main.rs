@@ -79,7 +79,13 @@ fn main() -> ExitCode {
         tokio::select! {
             result = commands::run(cli.command, &context) => result,
             _ = tokio::signal::ctrl_c() => {
-                eprintln!("caasctl: {}", context.tr("cli.interrupted", &[]));
+                let cut_short = caasctl_restore::journal::unfinished_operations();
+                if cut_short.is_empty() {
+                    eprintln!("caasctl: {}", context.tr("cli.interrupted", &[]));
+                }
+                for id in &cut_short {
+                    eprintln!("caasctl: {}", context.tr("cli.interrupted_operation", &[("id", id)]));
+                }
                 Ok(Exit::Interrupted)
             }
         }

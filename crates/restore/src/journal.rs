@@ -146,6 +146,20 @@ pub fn ops_dir(state: &Path) -> PathBuf {
     state.join("ops")
 }
 
+/// IDs of the operations this process opened and has not finished, for the message that an
+/// interrupted command prints.
+static UNFINISHED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn mark_open(id: &str) {
+    UNFINISHED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(id.to_owned());
+}
+
+/// Returns the IDs of the operations this process opened and has not written the end of, such as
+/// one cut short by Ctrl-C.
+pub fn unfinished_operations() -> Vec<String> {
+    UNFINISHED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+}
+
 /// An open journal, locked by this process.
 #[derive(Debug)]
 pub struct Journal {
@@ -189,6 +203,7 @@ impl Journal {
             .open(&path)
             .map_err(|source| RestoreError::Journal { action: "create", path: path.clone(), source })?;
         try_lock(&file);
+        mark_open(id);
         Ok(Journal { path, file: Mutex::new(file) })
     }
 
@@ -225,6 +240,7 @@ impl Journal {
             return Err(RestoreError::OpRunning { id: id.to_owned(), pid: last_pid(records) });
         }
         let journal = Journal { path, file: Mutex::new(file) };
+        mark_open(id);
         journal.write(&Record::Resumed { at: now(), pid: std::process::id() })?;
         Ok(journal)
     }
@@ -276,7 +292,10 @@ impl Journal {
     /// # Errors
     /// [`RestoreError::Journal`].
     pub fn finish(&self, ok: bool) -> Result<(), RestoreError> {
-        self.write(&Record::Finished { at: now(), ok })
+        self.write(&Record::Finished { at: now(), ok })?;
+        let id = self.path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+        UNFINISHED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).retain(|open| *open != id);
+        Ok(())
     }
 }
 

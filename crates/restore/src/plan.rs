@@ -305,10 +305,19 @@ pub fn new_op_id(now: time::OffsetDateTime) -> String {
 /// reject only when the plan runs, after members were stopped.
 fn check_urls(member: &MemberTarget) -> Result<(), RestoreError> {
     let bad = |reason: String| RestoreError::BadMember { member: member.name.clone(), reason };
-    let check = |url: &str, what: &str| -> Result<(), RestoreError> {
-        let parsed = url::Url::parse(url).map_err(|_| bad(format!("{what} {url} is not a URL such as https://10.0.0.1:2380")))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
-            return Err(bad(format!("{what} {url} is not an http or https URL with a host")));
+    // etcd takes a comma-separated list of peer URLs, each `scheme://host:port` with no path.
+    let check = |urls: &str, what: &str| -> Result<(), RestoreError> {
+        for url in urls.split(',').map(str::trim) {
+            let parsed = url::Url::parse(url).map_err(|_| bad(format!("{what} {url} is not a URL such as https://10.0.0.1:2380")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+                return Err(bad(format!("{what} {url} is not an http or https URL with a host")));
+            }
+            if parsed.port().is_none() {
+                return Err(bad(format!("{what} {url} has no port; etcd needs one, such as :2380")));
+            }
+            if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
+                return Err(bad(format!("{what} {url} has a path; etcd accepts only scheme://host:port")));
+            }
         }
         Ok(())
     };
@@ -472,9 +481,13 @@ mod tests {
     fn bad_urls_rejected_before_any_step() {
         let service = Service::Commands { start: "true".to_owned(), stop: "true".to_owned() };
         assert!(check_urls(&member("a", service.clone())).is_ok());
+        let two_urls = MemberTarget { peer_url: "https://a:2380,https://10.0.0.1:2380".to_owned(), ..member("a", service.clone()) };
+        assert!(check_urls(&two_urls).is_ok(), "a list of peer URLs is valid");
         let cases = [
             ("peer URL", MemberTarget { restore_peer_url: "not-a-url".to_owned(), ..member("a", service.clone()) }),
             ("ftp scheme", MemberTarget { peer_url: "ftp://a:2380".to_owned(), ..member("a", service.clone()) }),
+            ("no port", MemberTarget { peer_url: "https://a".to_owned(), ..member("a", service.clone()) }),
+            ("path", MemberTarget { peer_url: "https://a:2380/etcd".to_owned(), ..member("a", service.clone()) }),
             ("entry without =", MemberTarget { initial_cluster: "a https://10.0.0.1:2380".to_owned(), ..member("a", service.clone()) }),
             ("member not named", MemberTarget { initial_cluster: "b=https://10.0.0.2:2380".to_owned(), ..member("a", service.clone()) }),
         ];

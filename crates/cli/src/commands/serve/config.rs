@@ -145,7 +145,17 @@ pub fn parse_schedule(expression: &str) -> anyhow::Result<croner::Cron> {
     croner::Cron::new(expression)
         .with_seconds_optional()
         .parse()
-        .map_err(|error| ServeError::BadSchedule { value: expression.to_owned(), reason: error.to_string() }.into())
+        .map_err(|error| {
+            // croner 2.2 lists the optional seconds field last in this message, but reads a
+            // sixth field as the seconds before the minutes.
+            let text = error.to_string();
+            let reason = if text.contains("five or six fields") {
+                format!("{} fields given; expected five (minute hour day-of-month month day-of-week), or six with the seconds first", expression.split_whitespace().count())
+            } else {
+                text
+            };
+            ServeError::BadSchedule { value: expression.to_owned(), reason }.into()
+        })
 }
 
 /// A `[serve]` table that cannot be used.
