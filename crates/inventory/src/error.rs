@@ -22,6 +22,15 @@ pub enum InventoryError {
         source: std::io::Error,
     },
 
+    /// A file of `group_vars/` or `host_vars/` cannot be read or is not a YAML mapping.
+    #[error("invalid variables file {}: {reason}", path.display())]
+    VarsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The file is not valid UTF-8.
     #[error("{} is not valid UTF-8", path.display())]
     NotUtf8 {
@@ -113,7 +122,7 @@ impl InventoryError {
             | InventoryError::UndefinedChildGroup { line, .. }
             | InventoryError::GroupLoop { line, .. }
             | InventoryError::HostInRange { line, .. } => Some(*line),
-            InventoryError::Io { .. } | InventoryError::NotUtf8 { .. } => None,
+            InventoryError::Io { .. } | InventoryError::NotUtf8 { .. } | InventoryError::VarsFile { .. } => None,
         }
     }
 }
@@ -124,7 +133,7 @@ impl InventoryError {
     pub fn is_usage(&self) -> bool {
         match self {
             InventoryError::Io { action, source, .. } => *action == "read" && source.kind() == std::io::ErrorKind::NotFound,
-            InventoryError::NotUtf8 { .. } | InventoryError::Syntax { .. } | InventoryError::InvalidRange { .. } => true,
+            InventoryError::NotUtf8 { .. } | InventoryError::Syntax { .. } | InventoryError::InvalidRange { .. } | InventoryError::VarsFile { .. } => true,
             _ => false,
         }
     }
@@ -138,6 +147,7 @@ impl Localize for InventoryError {
                 .arg("path", path.display())
                 .arg("reason", source),
             InventoryError::NotUtf8 { path } => Message::new("inventory.error.not_utf8").arg("path", path.display()),
+            InventoryError::VarsFile { path, reason } => Message::new("inventory.error.vars_file").arg("path", path.display()).arg("reason", reason),
             InventoryError::Syntax { origin, line, reason } => {
                 Message::new("inventory.error.syntax").arg("origin", origin).arg("line", line).arg("reason", reason)
             }
@@ -168,6 +178,7 @@ impl Localize for InventoryError {
     fn hint(&self) -> Option<Message> {
         match self {
             InventoryError::InvalidRange { .. } => Some(Message::new("inventory.hint.range")),
+            InventoryError::VarsFile { .. } => Some(Message::new("inventory.hint.vars_file")),
             _ => None,
         }
     }

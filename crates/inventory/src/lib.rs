@@ -16,6 +16,7 @@ pub mod model;
 pub mod pyliteral;
 pub mod shlex;
 pub mod value;
+pub mod vars_dirs;
 
 pub use document::{Document, LineKind, Section, SectionKind};
 pub use error::InventoryError;

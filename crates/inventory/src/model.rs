@@ -77,6 +77,8 @@ pub struct Inventory {
     host_index: HashMap<String, usize>,
     /// Host name to the groups that list it directly, filled once reading is done.
     memberships: HashMap<String, Vec<usize>>,
+    /// Variables from `group_vars/` and `host_vars/` beside the inventory file.
+    dir_vars: crate::vars_dirs::DirVars,
 }
 
 impl Inventory {
@@ -94,6 +96,7 @@ impl Inventory {
             hosts: Vec::new(),
             host_index: HashMap::new(),
             memberships: HashMap::new(),
+            dir_vars: crate::vars_dirs::DirVars::default(),
         };
         inventory.add_group("all");
         inventory.add_group("ungrouped");
@@ -168,6 +171,15 @@ impl Inventory {
             });
         }
         inventory.reconcile().map_err(|reason| syntax(0, reason))?;
+
+        // An inventory read from a file gets the variable directories beside it, as ansible's
+        // host_group_vars plugin adds them; text parsed under another name has none.
+        let file = std::path::Path::new(&origin);
+        if file.is_file() {
+            let groups: Vec<String> = inventory.groups.iter().map(|g| g.name.clone()).collect();
+            let hosts: Vec<String> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
+            inventory.dir_vars = crate::vars_dirs::read(file, &groups, &hosts)?;
+        }
         Ok(inventory)
     }
 
@@ -389,17 +401,28 @@ impl Inventory {
         found
     }
 
-    /// Returns the variables ansible applies to `host`: its groups' variables by precedence,
-    /// then its own.
+    /// Returns the variables ansible applies to `host`, in ansible's order of precedence, each
+    /// later source replacing the earlier: the inventory file's group variables (by group depth,
+    /// priority and name), `group_vars/all`, the other groups' `group_vars/` files in the same
+    /// order, the host's own variables in the file, then `host_vars/HOST`.
     pub fn host_vars(&self, host: &str) -> BTreeMap<String, Value> {
         let mut groups: Vec<&Group> = self.groups_of(host).iter().filter_map(|name| self.group(name)).collect();
         groups.sort_by(|a, b| (a.depth, a.priority, &a.name).cmp(&(b.depth, b.priority, &b.name)));
         let mut merged = BTreeMap::new();
-        for group in groups {
+        for group in &groups {
             merged.extend(group.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let all_first = groups.iter().filter(|g| g.name == "all").chain(groups.iter().filter(|g| g.name != "all"));
+        for group in all_first {
+            if let Some(vars) = self.dir_vars.groups.get(&group.name) {
+                merged.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
         }
         if let Some(found) = self.host(host) {
             merged.extend(found.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        if let Some(vars) = self.dir_vars.hosts.get(host) {
+            merged.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         merged
     }

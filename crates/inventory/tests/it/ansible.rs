@@ -41,6 +41,21 @@ fn ours(path: &Path) -> Result<String, InventoryError> {
 }
 
 #[test]
+fn vars_directories_match_ansible_inventory() {
+    if !ansible_inventory_available() {
+        return;
+    }
+    // group_vars/ holds a plain file, a .yaml file and a directory of .yml and .json files, and
+    // host_vars/ a file without extension; each overrides the inventory file's values.
+    let file = fixtures().join("vars-dirs/hosts.ini");
+    let (ok, expected, stderr) = ansible_list(&file);
+    assert!(ok, "ansible-inventory failed: {stderr}");
+    let actual = ours(&file).expect("caasctl reads the inventory");
+    assert_eq!(actual, expected);
+    assert!(actual.contains("\"openshift_node_group_name\": \"node-config-compute\""), "{actual}");
+}
+
+#[test]
 fn corpus_matches_ansible_inventory() {
     if !ansible_inventory_available() {
         return;
