@@ -24,7 +24,7 @@ use crate::Exit;
 
 /// Runs the command.
 pub async fn run(args: &InspectArgs, context: &Context) -> anyhow::Result<Exit> {
-    let first = resolve(&args.snapshot, args).await?;
+    let first = resolve(&args.snapshot, args, context).await?;
     let path = first.path.clone();
     match &args.command {
         InspectCommand::Status => run_status(&path, context),
@@ -32,7 +32,7 @@ pub async fn run(args: &InspectArgs, context: &Context) -> anyhow::Result<Exit> 
         InspectCommand::Get(get_args) => run_get(&path, get_args, context),
         InspectCommand::K8s(K8sCommand::Get(get_args)) => run_k8s_get(&path, get_args, context),
         InspectCommand::Diff(diff_args) => {
-            let other = resolve(&diff_args.other, args).await?;
+            let other = resolve(&diff_args.other, args, context).await?;
             run_diff(&path, &other.path, diff_args, context)
         }
     }
@@ -58,7 +58,7 @@ impl Drop for Snapshot {
 /// Finds the snapshot file a command-line value names: a file, a backup directory, an etcd data
 /// directory, or a backup ID (or `latest`) in the repository. A backup in S3 or an encrypted one
 /// is fetched (and decrypted) into a private temporary directory and checked first.
-async fn resolve(value: &str, args: &InspectArgs) -> anyhow::Result<Snapshot> {
+async fn resolve(value: &str, args: &InspectArgs, context: &Context) -> anyhow::Result<Snapshot> {
     let path = Path::new(value);
     if path.is_file() {
         return Ok(Snapshot { path: path.to_owned(), fetched: None });
@@ -86,7 +86,15 @@ async fn resolve(value: &str, args: &InspectArgs) -> anyhow::Result<Snapshot> {
     let entry = repo.get(value).await?;
     let manifest = entry.manifest.clone().expect("complete entries have manifests");
     if !remote && manifest.encryption.is_none() {
-        return Ok(Snapshot { path: entry.path.join(&manifest.snapshot.file), fetched: None });
+        let path = entry.path.join(&manifest.snapshot.file);
+        // Reading a damaged backup is allowed, because salvaging a few keys may be the point,
+        // but the operator is told that its hash does not match.
+        match caasctl_etcd::snapshot::hash_file(&path, &caasctl_core::NoProgress) {
+            Ok(digest) if digest.file_sha256 == manifest.snapshot.sha256 => {}
+            Ok(digest) => eprintln!("caasctl: {}", context.tr("inspect.warn.hash_mismatch", &[("id", &manifest.id), ("expected", &manifest.snapshot.sha256), ("actual", &digest.file_sha256)])),
+            Err(error) => return Err(caasctl_etcd::EtcdError::ReadFile { path, source: error }.into()),
+        }
+        return Ok(Snapshot { path, fetched: None });
     }
 
     let identities = args.identity.as_deref().map(Identities::read).transpose()?.map(Arc::new);
