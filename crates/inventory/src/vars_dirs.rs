@@ -3,7 +3,7 @@
 //!
 //! For a group or host NAME, the plugin reads `DIR/NAME` with no extension or with `.yml`,
 //! `.yaml` or `.json`, and every such file below a directory `DIR/NAME/`, in sorted path order.
-//! Each file holds one YAML mapping; a later file's keys replace an earlier file's.
+//! Each file contains one YAML mapping, and a later file's keys replace an earlier file's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,7 @@ pub fn read(inventory_file: &Path, groups: &[String], hosts: &[String]) -> Resul
     Ok(found)
 }
 
-/// Returns the files that hold the variables of `name` in `dir`, in the order they apply.
+/// Returns the files that contain the variables of `name` in `dir`, in the order they apply.
 fn files_for(dir: &Path, name: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let plain = dir.join(name);
