@@ -470,6 +470,25 @@ fn migrate_moves_pods_to_new_node() {
     assert!(inventory.contains(&format!("[nodes]\nmaster1.example.com openshift_node_group_name='node-config-master'\n{new} ")), "{inventory}");
     assert!(setup.markers().join(format!("{old}.uninstalled")).exists());
     assert!(setup.hollow().join(new).join("kubemark.pid").exists(), "the new hollow node still runs");
+
+    // The same command run again finds nothing left to do and changes nothing.
+    let again = setup
+        .command()
+        .args(["node", "migrate", "--from", old, "--to", new, "-i"])
+        .arg(setup.inventory())
+        .arg("--playbook-dir")
+        .arg(playbook_dir())
+        .arg("--kubeconfig")
+        .arg(&setup.kubeconfig)
+        .args(["--yes", "--timeout", "180", "--ready-timeout", "120"])
+        .args(hollow_vars())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{text}");
+    assert!(text.contains(&format!("{new} is already in [nodes]")), "{text}");
+    assert!(text.contains(&format!("{old} is in neither the inventory nor the cluster")), "{text}");
+    assert_eq!(setup.read(), inventory, "a second run leaves the inventory as it was");
 }
 
 #[test]

@@ -5,9 +5,12 @@
 //! hosts are drained and removed a batch at a time. A batch starts only after the pods of the
 //! previous one run Ready on the remaining nodes.
 //!
+//! Running the same command again after a failure continues the migration: new hosts already in
+//! `[nodes]` and old hosts already gone are skipped.
+//!
 //! NOTE: only the addition is journaled, as its own `node-add` operation. The cordon and the
-//! batches are not, so `caasctl ops resume` cannot continue a migration that failed in a batch.
-//! Each remaining old host can then be removed with `node remove`, which is journaled.
+//! batches are not, so `caasctl ops resume` cannot continue a migration that failed in a batch;
+//! a host whose node object was deleted but whose inventory line remains needs `node remove`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -101,16 +104,27 @@ pub async fn run(args: &MigrateArgs, context: &Context) -> anyhow::Result<Exit> 
         return Ok(Exit::Usage);
     };
 
+    // A migration run again after a failure continues where the first run stopped: new hosts
+    // already in [nodes] are not added again, and old hosts gone from both the inventory and the
+    // cluster are not removed again.
+    let (to, from) = outstanding(&client, args).await?;
+    for host in args.to.iter().filter(|h| !to.contains(h)) {
+        eprintln!("{}", context.tr("node.migrate.already_added", &[("host", host)]));
+    }
+    for host in args.from.iter().filter(|h| !from.contains(h)) {
+        eprintln!("{}", context.tr("node.migrate.already_removed", &[("host", host)]));
+    }
+
     // Check every old host before the new hosts are added, so a wrong name stops nothing half-way.
-    let removals = match plan_removals(&client, &args.from, &settings).await {
+    let removals = match plan_removals(&client, &from, &settings).await {
         Ok(removals) => removals,
         Err(NodeError::Rules { violations }) => return Ok(super::node::report_violations(violations, context)),
         Err(error) => return Err(error.into()),
     };
-    let batches = migrate::batches(&args.from, usize::from(args.batch));
+    let batches = migrate::batches(&from, usize::from(args.batch));
 
     let add = |dry_run: bool| AddArgs {
-        hosts: args.to.clone(),
+        hosts: to.clone(),
         node_type: TypeArg::Node,
         inventory: args.inventory.clone(),
         vars: args.vars.clone(),
@@ -121,9 +135,11 @@ pub async fn run(args: &MigrateArgs, context: &Context) -> anyhow::Result<Exit> 
         dry_run,
         yes: !dry_run,
     };
-    let add_check = super::node::add_nodes(&add(true), context, true).await?;
-    if add_check != Exit::Success {
-        return Ok(add_check);
+    if !to.is_empty() {
+        let add_check = super::node::add_nodes(&add(true), context, true).await?;
+        if add_check != Exit::Success {
+            return Ok(add_check);
+        }
     }
     if !context.json() || !args.dry_run {
         eprint!("{}", render_batches(&batches, context));
@@ -143,12 +159,14 @@ pub async fn run(args: &MigrateArgs, context: &Context) -> anyhow::Result<Exit> 
         return Ok(Exit::Usage);
     }
 
-    let added = super::node::add_nodes(&add(false), context, true).await?;
-    if added != Exit::Success {
-        return Ok(added);
+    if !to.is_empty() {
+        let added = super::node::add_nodes(&add(false), context, true).await?;
+        if added != Exit::Success {
+            return Ok(added);
+        }
     }
 
-    for host in &args.from {
+    for host in &from {
         node_object::cordon(&client, host).await?;
     }
     for (index, batch) in batches.iter().enumerate() {
@@ -159,7 +177,7 @@ pub async fn run(args: &MigrateArgs, context: &Context) -> anyhow::Result<Exit> 
             node_remove::check_force(&removal.drain)?;
         }
         let refs: Vec<&Removal> = fresh.iter().collect();
-        node_remove::drain_nodes(&client, &refs, &settings, &args.from, context).await?;
+        node_remove::drain_nodes(&client, &refs, &settings, &from, context).await?;
         for removal in &fresh {
             node_remove::finish(&client, removal, &settings, context).await?;
         }
@@ -171,6 +189,23 @@ pub async fn run(args: &MigrateArgs, context: &Context) -> anyhow::Result<Exit> 
         print_text(&format!("{}\n", context.tr("node.migrate.done", &[("from", &args.from.join(", ")), ("to", &args.to.join(", "))])));
     }
     Ok(Exit::Success)
+}
+
+/// Returns the new hosts not yet in `[nodes]` and the old hosts still in the inventory or the
+/// cluster, each in the order given.
+async fn outstanding(client: &kube::Client, args: &MigrateArgs) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let document = caasctl_inventory::Document::read(&args.inventory)?;
+    let inventory = caasctl_inventory::Inventory::from_document(&document)?;
+    let in_nodes = inventory.hosts_in("nodes");
+    let to = args.to.iter().filter(|host| !in_nodes.contains(host)).cloned().collect();
+    let mut from = Vec::new();
+    for host in &args.from {
+        let listed = inventory.host(host).is_some();
+        if listed || node_object::get_node(client, host).await?.is_some() {
+            from.push(host.clone());
+        }
+    }
+    Ok((to, from))
 }
 
 async fn plan_removals(client: &kube::Client, hosts: &[String], settings: &RemoveSettings) -> Result<Vec<Removal>, NodeError> {
