@@ -8,8 +8,23 @@
 
 etcd_pids=()
 
+# A free port below Linux's ephemeral range (32768-60999), so that no outgoing connection can
+# take it while a member is stopped and restarted.
 etcd_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    python3 -c '
+import random, socket
+while True:
+    port = random.randint(20000, 32700)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+'
 }
 
 etcd_make_pki() {
