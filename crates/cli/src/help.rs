@@ -130,7 +130,7 @@ mod tests {
     }
 }
 
-/// Returns one line in the user's language that says what is wrong with the command line, for
+/// Returns one line in the user's language that names what is wrong with the command line, for
 /// languages other than English; clap's own English message and usage follow it. `None` for
 /// English and for `--help` and `--version`, which are not errors.
 pub fn explain_parse_error(error: &clap::Error, lang: Lang) -> Option<String> {

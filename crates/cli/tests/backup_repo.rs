@@ -255,6 +255,14 @@ fn s3_backup(server: &S3Server, cluster: &EtcdCluster, extra: &[&str]) -> Output
         .unwrap()
 }
 
+/// Lists the repository without `--s3-path-style`: an endpoint given as an IP address is
+/// addressed path-style anyway, so the same backups must appear.
+fn s3_list_without_path_style(server: &S3Server) -> Vec<Value> {
+    let output = s3_caasctl(server, caasctl_testing::s3::SECRET_KEY).args(["-o", "json", "etcd", "backups", "list", "--repo", S3_REPO]).output().unwrap();
+    assert!(output.status.success(), "list failed: {}", text(&output.stderr));
+    serde_json::from_slice::<Value>(&output.stdout).unwrap().as_array().unwrap().clone()
+}
+
 fn s3_list(server: &S3Server) -> Vec<Value> {
     let output = s3_caasctl(server, caasctl_testing::s3::SECRET_KEY)
         .args(["-o", "json", "etcd", "backups", "list", "--s3-path-style", "--repo", S3_REPO])
@@ -290,6 +298,8 @@ fn s3_backup_list_verify_prune() {
     assert_eq!(sha256_hex(&std::fs::read(&object).unwrap()), manifest["snapshot"]["sha256"].as_str().unwrap());
 
     let entries = s3_list(&server);
+    let listed_ids = |entries: &[Value]| entries.iter().map(|e| e["id"].as_str().unwrap_or_default().to_owned()).collect::<Vec<_>>();
+    assert_eq!(listed_ids(&s3_list_without_path_style(&server)), listed_ids(&s3_list(&server)), "an IP endpoint lists the same bucket without --s3-path-style");
     assert_eq!(ids(&entries, "complete"), vec![plain_id.clone(), encrypted_id.clone()]);
 
     let verify = s3_caasctl(&server, caasctl_testing::s3::SECRET_KEY)
@@ -386,4 +396,15 @@ fn missing_repository_is_reported_not_created() {
         assert!(stderr.contains(&missing.display().to_string()), "{args:?}: {stderr}");
         assert!(!missing.exists(), "{args:?} created {}", missing.display());
     }
+}
+
+#[test]
+fn unknown_config_table_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("caasctl.toml");
+    std::fs::write(&config, "[bakup]\nrepo = \"/nowhere\"\n").unwrap();
+    let output = caasctl().args(["--lang", "en", "etcd", "backup", "--endpoints", "https://127.0.0.1:1", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("the [bakup] table"), "{}", text(&output.stderr));
+    assert!(!std::path::Path::new("/nowhere").exists());
 }

@@ -187,8 +187,15 @@ fn verify_catches_truncated_and_flipped_snapshots() {
         let output = run(caasctl().args(["--lang", "en", "etcd", "backups", "verify", "--repo"]).arg(repo.path()).arg(id));
         assert_eq!(output.status.code(), Some(1), "verify of {id} must fail");
         assert!(text(&output.stdout).contains(&format!("backup {id}: FAILED")), "{}", text(&output.stdout));
+        let listed = run(caasctl().args(["--lang", "en", "etcd", "backups", "list", "--repo"]).arg(repo.path()));
+        let row = text(&listed.stdout).lines().find(|line| line.starts_with(id.as_str())).map(str::to_owned).unwrap_or_default();
+        assert!(row.contains("FAILED"), "backups list shows the failed verification: {}", text(&listed.stdout));
         assert!(text(&output.stderr).contains(id.as_str()), "the error names the backup: {}", text(&output.stderr));
     }
+
+    // inspect still reads the flipped backup, which may be all an operator has, but warns first.
+    let inspected = run(caasctl().args(["--lang", "en", "etcd", "inspect", &ids[1], "--repo"]).arg(repo.path()).arg("status"));
+    assert!(text(&inspected.stderr).contains("does not match its manifest"), "{}", text(&inspected.stderr));
 }
 
 #[test]

@@ -428,6 +428,22 @@ fn remove_rejects_bare_and_empty_dir_pods() {
     assert_eq!(setup.read(), before);
 }
 
+/// Runs `node migrate --from OLD --to NEW --yes` with the fixture playbooks and hollow nodes.
+fn migrate(setup: &Setup, old: &str, new: &str) -> std::process::Output {
+    setup
+        .command()
+        .args(["node", "migrate", "--from", old, "--to", new, "-i"])
+        .arg(setup.inventory())
+        .arg("--playbook-dir")
+        .arg(playbook_dir())
+        .arg("--kubeconfig")
+        .arg(&setup.kubeconfig)
+        .args(["--yes", "--timeout", "180", "--ready-timeout", "120"])
+        .args(hollow_vars())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn migrate_moves_pods_to_new_node() {
     let Some((plane, sshd)) = components() else { return };
@@ -446,18 +462,7 @@ fn migrate_moves_pods_to_new_node() {
     create(plane, &format!("/apis/apps/v1/namespaces/{ns}/deployments"), deployment("app", 2, affinity));
     wait_pods(plane, ns, "two app pods Ready on the old node", |p| p.iter().filter(|p| is_running_ready(p) && node_of(p) == old).count() == 2);
 
-    let output = setup
-        .command()
-        .args(["node", "migrate", "--from", old, "--to", new, "-i"])
-        .arg(setup.inventory())
-        .arg("--playbook-dir")
-        .arg(playbook_dir())
-        .arg("--kubeconfig")
-        .arg(&setup.kubeconfig)
-        .args(["--yes", "--timeout", "180", "--ready-timeout", "120"])
-        .args(hollow_vars())
-        .output()
-        .unwrap();
+    let output = migrate(&setup, old, new);
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{text}");
     assert!(text.contains(&format!("batch 1 of 1: {old}")), "{text}");
@@ -472,18 +477,7 @@ fn migrate_moves_pods_to_new_node() {
     assert!(setup.hollow().join(new).join("kubemark.pid").exists(), "the new hollow node still runs");
 
     // The same command run again finds nothing left to do and changes nothing.
-    let again = setup
-        .command()
-        .args(["node", "migrate", "--from", old, "--to", new, "-i"])
-        .arg(setup.inventory())
-        .arg("--playbook-dir")
-        .arg(playbook_dir())
-        .arg("--kubeconfig")
-        .arg(&setup.kubeconfig)
-        .args(["--yes", "--timeout", "180", "--ready-timeout", "120"])
-        .args(hollow_vars())
-        .output()
-        .unwrap();
+    let again = migrate(&setup, old, new);
     let text = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{text}");
     assert!(text.contains(&format!("{new} is already in [nodes]")), "{text}");

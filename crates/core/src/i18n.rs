@@ -40,11 +40,16 @@ impl Lang {
 
     /// Picks the language from the environment as POSIX locales do: the first of `LC_ALL`,
     /// `LC_MESSAGES` and `LANG` that is set and not empty decides, so `LC_ALL=C` selects English
-    /// whatever `LANG` says. English when none is set.
+    /// whatever `LANG` is. English when none is set.
     pub fn from_env() -> Lang {
+        Lang::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Picks the language as [`Lang::from_env`] does, from the variables `get` returns.
+    fn from_vars(get: impl Fn(&str) -> Option<String>) -> Lang {
         ["LC_ALL", "LC_MESSAGES", "LANG"]
             .iter()
-            .filter_map(|name| std::env::var(name).ok())
+            .filter_map(|name| get(name))
             .find(|value| !value.trim().is_empty())
             .and_then(|value| Lang::from_locale(&value))
             .unwrap_or(Lang::En)
@@ -177,6 +182,15 @@ pub fn keys(lang: Lang) -> Vec<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn locale_variables_by_precedence() {
+        let pick = |vars: &[(&str, &str)]| Lang::from_vars(|name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned()));
+        assert_eq!(pick(&[("LANG", "zh_CN.UTF-8")]), Lang::ZhCn);
+        assert_eq!(pick(&[("LC_ALL", "C"), ("LANG", "zh_CN.UTF-8")]), Lang::En, "LC_ALL=C wins over LANG");
+        assert_eq!(pick(&[("LC_ALL", ""), ("LC_MESSAGES", "zh_CN.UTF-8"), ("LANG", "en_US.UTF-8")]), Lang::ZhCn, "an empty LC_ALL is skipped");
+        assert_eq!(pick(&[]), Lang::En);
+    }
+
     use super::*;
 
     #[test]

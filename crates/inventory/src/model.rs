@@ -401,10 +401,10 @@ impl Inventory {
         found
     }
 
-    /// Returns the variables ansible applies to `host`, in ansible's order of precedence, each
-    /// later source replacing the earlier: the inventory file's group variables (by group depth,
-    /// priority and name), `group_vars/all`, the other groups' `group_vars/` files in the same
-    /// order, the host's own variables in the file, then `host_vars/HOST`.
+    /// Returns the variables ansible applies to `host`, in ansible's order of precedence, so that
+    /// each later source replaces the earlier. The order is the inventory file's group variables
+    /// (by group depth, priority and name), `group_vars/all`, the other groups' `group_vars/`
+    /// files in the same order, the host's own variables in the file, then `host_vars/HOST`.
     pub fn host_vars(&self, host: &str) -> BTreeMap<String, Value> {
         let mut groups: Vec<&Group> = self.groups_of(host).iter().filter_map(|name| self.group(name)).collect();
         groups.sort_by(|a, b| (a.depth, a.priority, &a.name).cmp(&(b.depth, b.priority, &b.name)));

@@ -88,7 +88,7 @@ async fn resolve(value: &str, args: &InspectArgs, context: &Context) -> anyhow::
     if !remote && manifest.encryption.is_none() {
         let path = entry.path.join(&manifest.snapshot.file);
         // Reading a damaged backup is allowed, because salvaging a few keys may be the point,
-        // but the operator is told that its hash does not match.
+        // but a warning names the hash mismatch.
         match caasctl_etcd::snapshot::hash_file(&path, &caasctl_core::NoProgress) {
             Ok(digest) if digest.file_sha256 == manifest.snapshot.sha256 => {}
             Ok(digest) => eprintln!("caasctl: {}", context.tr("inspect.warn.hash_mismatch", &[("id", &manifest.id), ("expected", &manifest.snapshot.sha256), ("actual", &digest.file_sha256)])),

@@ -9,8 +9,8 @@
 //! `[nodes]` and old hosts already gone are skipped.
 //!
 //! NOTE: only the addition is journaled, as its own `node-add` operation. The cordon and the
-//! batches are not, so `caasctl ops resume` cannot continue a migration that failed in a batch;
-//! a host whose node object was deleted but whose inventory line remains needs `node remove`.
+//! batches are not, so `caasctl ops resume` cannot continue a migration that failed in a batch.
+//! A host whose node object was deleted but whose inventory line remains needs `node remove`.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -90,7 +90,7 @@ pub async fn run(args: &ServeArgs, _context: &Context) -> anyhow::Result<Exit> {
     // age of the last success neither fires after every restart nor stays silent until a backup.
     match newest_backup_unix(&request).await {
         Ok(Some(unix)) => metrics.seed_last_success(unix),
-        Ok(None) => info!(repo = %repo, "the repository holds no complete backup yet"),
+        Ok(None) => info!(repo = %repo, "the repository contains no complete backup yet"),
         Err(error) => warn!(repo = %repo, error = %format!("{error:#}"), "failed to read the newest backup of the repository"),
     }
     let shutdown = CancellationToken::new();

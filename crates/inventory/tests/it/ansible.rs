@@ -45,7 +45,7 @@ fn vars_directories_match_ansible_inventory() {
     if !ansible_inventory_available() {
         return;
     }
-    // group_vars/ holds a plain file, a .yaml file and a directory of .yml and .json files, and
+    // group_vars/ contains a plain file, a .yaml file and a directory of .yml and .json files, and
     // host_vars/ a file without extension; each overrides the inventory file's values.
     let file = fixtures().join("vars-dirs/hosts.ini");
     let (ok, expected, stderr) = ansible_list(&file);
